@@ -1,0 +1,27 @@
+"""The one exception family the CLI turns into a clear message and exit code 2."""
+
+from __future__ import annotations
+
+
+class RlhfEvalError(Exception):
+    """A problem the user can fix: the message says what, where and how."""
+
+
+class SuiteError(RlhfEvalError):
+    """The suite file is malformed or names something that does not exist."""
+
+
+class DataError(RlhfEvalError):
+    """A dataset file is missing, unreadable or lacks required fields."""
+
+
+class ModelLoadError(RlhfEvalError):
+    """A model path, hub id or alias cannot be loaded."""
+
+
+class CacheError(RlhfEvalError):
+    """The response cache or a run directory is corrupt or inconsistent."""
+
+
+class RunError(RlhfEvalError):
+    """A run directory is missing, incomplete or incompatible with the request."""

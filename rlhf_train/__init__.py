@@ -1,0 +1,1 @@
+"""rlhf-train: SFT, reward-model and PPO-ptx recipes (InstructGPT section 3.5)."""
