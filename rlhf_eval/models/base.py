@@ -1,0 +1,61 @@
+"""The model backend protocol: batched log-likelihoods and batched generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score `continuation` given `context` (lm-eval's loglikelihood request)."""
+
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class Loglikelihood:
+    """Summed log-probability of a continuation's tokens, their count, and greediness."""
+
+    logprob: float
+    n_tokens: int
+    is_greedy: bool
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    n: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The n sampled texts for one request, cut at the first stop string."""
+
+    texts: tuple[str, ...]
+    n_tokens: tuple[int, ...]
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """What every backend (transformers, vLLM, OpenAI-compatible, precomputed) provides."""
+
+    name: str
+
+    @property
+    def identity(self) -> str:
+        """A string that changes whenever the backend's answers could change (weights, dtype)."""
+        ...
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]: ...
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]: ...
+
+    def close(self) -> None:
+        """Free the weights (runs load one model at a time)."""
+        ...

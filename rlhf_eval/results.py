@@ -1,0 +1,81 @@
+"""The schema of a run's results.json: every number with its interval, n and method."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EstimateRecord(_Closed):
+    """A point estimate with its confidence interval, as stored on disk."""
+
+    point: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+    method: str
+    confidence: float = 0.95
+
+
+class MetricResult(_Closed):
+    """One model's score on one metric of one task."""
+
+    model: str
+    task: str
+    metric: str
+    higher_is_better: bool = True
+    kind: Literal["proportion", "mean"] = "mean"
+    estimate: EstimateRecord
+    n_failed: int = 0
+    """Samples whose scoring errored: excluded from n, never scored as zero."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.metric}"
+
+
+class ComparisonResult(_Closed):
+    """A paired difference (candidate minus baseline) on the items both models answered."""
+
+    candidate: str
+    baseline: str
+    task: str
+    metric: str
+    higher_is_better: bool = True
+    delta: EstimateRecord
+    candidate_point: float | None = None
+    baseline_point: float | None = None
+
+
+class ModelEntry(_Closed):
+    name: str
+    role: str
+    identity: str
+    """Backend, weights hash and dtype: what the response cache keys on."""
+
+
+class TaskEntry(_Closed):
+    id: str
+    name: str
+    options: dict
+    n_documents: int
+
+
+class Results(_Closed):
+    schema_version: int = SCHEMA_VERSION
+    run_name: str
+    suite_name: str
+    created: str
+    models: list[ModelEntry]
+    tasks: list[TaskEntry]
+    metrics: list[MetricResult]
+    comparisons: list[ComparisonResult] = []
+    wall_seconds: dict[str, float] = {}
+    """Seconds spent per model (loading and scoring)."""

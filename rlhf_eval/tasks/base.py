@@ -1,0 +1,107 @@
+"""The task protocol: documents in, requests out, one scored sample per document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rlhf_eval.models.base import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+
+Request = LoglikelihoodRequest | GenerationRequest
+Response = Loglikelihood | Generation
+
+
+class TaskOptions(BaseModel):
+    """Options every task accepts; a task subclasses this with its own closed fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int | None = None
+    """Score only the first `limit` documents (in file order)."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How the runner aggregates one per-sample metric into an interval."""
+
+    name: str
+    kind: Literal["proportion", "mean"]
+    higher_is_better: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One evaluation item; `id` is stable across runs so samples pair between models."""
+
+    id: str
+    data: dict[str, Any]
+    cluster: str | None = None
+    """Items sharing a cluster (a passage, a prompt) are resampled together."""
+
+
+@dataclass
+class Sample:
+    """One scored document: what samples.jsonl stores, one JSON line each."""
+
+    doc_id: str
+    prompt: str
+    target: Any
+    prediction: Any
+    metrics: dict[str, float | None]
+    details: dict[str, Any] = field(default_factory=dict)
+    cluster: str | None = None
+    error: str | None = None
+
+
+class Task:
+    """Subclass, set the class attributes, and register with @register_task."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    metrics: ClassVar[tuple[MetricSpec, ...]]
+
+    def __init__(self, options: TaskOptions, base_dir: Path):
+        self.options = options
+        self.base_dir = base_dir
+        """Relative data paths resolve against the suite file's folder."""
+
+    def documents(self) -> list[Document]:
+        raise NotImplementedError
+
+    def requests(self, doc: Document) -> list[Request]:
+        raise NotImplementedError
+
+    def score(self, doc: Document, responses: list[Response]) -> Sample:
+        raise NotImplementedError
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available to suites by its `name`."""
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise ValueError(f"task name '{cls.name}' is registered twice")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def registered_tasks() -> dict[str, type[Task]]:
+    """All tasks, importing the built-in task modules first."""
+    import rlhf_eval.tasks  # noqa: F401  (imports register the built-ins)
+
+    return dict(sorted(TASKS.items()))
+
+
+TaskFactory = Callable[[TaskOptions, Path], Task]
