@@ -92,9 +92,7 @@ def _convert_gguf(source: Path, target: Path) -> None:
     directory, name = str(source.parent), source.name
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
     config = AutoConfig.from_pretrained(directory, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(
-        directory, gguf_file=name, dtype=torch.float32
-    )
+    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config

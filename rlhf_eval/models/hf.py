@@ -1,0 +1,326 @@
+"""Hugging Face transformers backend: prefix-shared log-likelihoods and batched generation."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rlhf_eval.errors import ModelLoadError
+from rlhf_eval.models.base import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from rlhf_eval.models.identity import weights_fingerprint
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# A group of requests shares its key/value cache only when the common prefix is this long;
+# shorter prefixes cost more in cache copies than they save.
+MIN_SHARED_PREFIX = 16
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One tokenised request: the model input and how many of its last positions to score."""
+
+    index: int
+    tokens: tuple[int, ...]
+    """Model input: (context + continuation)[:-1], left-truncated to the model's window."""
+    targets: tuple[int, ...]
+    """The continuation tokens, predicted by the last len(targets) input positions."""
+
+    @property
+    def first_scored(self) -> int:
+        return len(self.tokens) - len(self.targets)
+
+
+class HFBackend:
+    """A causal LM from a local directory or the hub, scored the way lm-eval scores it.
+
+    Tokenisation follows lm-eval's `_encode_pair` (trailing context spaces move to the
+    continuation; the continuation is what the joint encoding adds after the context), so the
+    same requests give the same numbers. Log-softmax runs in float32 whatever the weights' dtype.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        *,
+        dtype: str = "float32",
+        device: str = "auto",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        chat_template: bool = False,
+        share_prefix: bool = True,
+    ):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name
+        self.source = source
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.chat_template = chat_template
+        self.share_prefix = share_prefix
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                source, revision=revision, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                source,
+                revision=revision,
+                dtype=DTYPES[dtype],
+                trust_remote_code=trust_remote_code,
+            ).to(self.device)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"model '{name}': cannot load '{source}' with transformers ({error}). Fix: point "
+                "`path` at a folder holding config.json and weights, or `hub_id` at an existing "
+                "repository you can reach."
+            ) from error
+        self.model.eval()
+        # transformers 5 renamed the forward argument `past_key_values` to `cache`.
+        parameters = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self.max_length = max_length or _context_window(self.model.config, self.tokenizer)
+        self._identity = f"hf:{weights_fingerprint(source, self.model.config)}:{dtype}"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ---- tokenisation (lm-eval's rules) -------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        bos = self.tokenizer.bos_token
+        if bos and text.startswith(bos):
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(text)
+
+    def _prefix_token(self) -> int:
+        token = self.tokenizer.bos_token_id
+        return token if token is not None else self.tokenizer.eos_token_id
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if not context:
+            return [self._prefix_token()], self._encode(continuation)
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self._encode(context + continuation)
+        context_tokens = self._encode(context)
+        return context_tokens, whole[len(context_tokens) :]
+
+    def _row(self, index: int, request: LoglikelihoodRequest) -> _Row:
+        context, continuation = self._encode_pair(request.context, request.continuation)
+        if not continuation:
+            raise ValueError(
+                f"request {index}: the continuation {request.continuation!r} encodes to no tokens"
+            )
+        full = (context + continuation)[-(self.max_length + 1) :]
+        return _Row(index, tuple(full[:-1]), tuple(continuation[-self.max_length :]))
+
+    # ---- log-likelihoods ------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        rows = [self._row(i, r) for i, r in enumerate(requests)]
+        results: list[Loglikelihood | None] = [None] * len(rows)
+        for prefix, group in self._prefix_groups(rows):
+            cache = self._prefix_cache(prefix)
+            for batch in self._batches(group, len(prefix)):
+                for row, result in zip(batch, self._score(batch, prefix, cache), strict=True):
+                    results[row.index] = result
+        return results  # type: ignore[return-value]
+
+    def _prefix_groups(self, rows: list[_Row]) -> Iterator[tuple[tuple[int, ...], list[_Row]]]:
+        """Split rows into runs that share a long token prefix (lexicographic order).
+
+        A prefix never reaches a row's first scored position, so its logits are not needed and
+        its key/value cache serves every row of the group.
+        """
+        ordered = sorted(rows, key=lambda r: r.tokens)
+        if not self.share_prefix:
+            yield (), ordered
+            return
+        group: list[_Row] = []
+        common = 0
+        for row in ordered:
+            if group:
+                shared = _common_prefix_length(group[-1].tokens, row.tokens, common)
+                shared = min(shared, row.first_scored - 1)
+                if shared >= MIN_SHARED_PREFIX:
+                    common = shared
+                    group.append(row)
+                    continue
+                yield _shared_prefix(group, common), group
+            group, common = [row], row.first_scored - 1
+        if group:
+            yield _shared_prefix(group, common), group
+
+    def _prefix_cache(self, prefix: tuple[int, ...]):
+        if not prefix:
+            return None
+        ids = torch.tensor([prefix], device=self.device)
+        return self.model(input_ids=ids, use_cache=True).past_key_values
+
+    def _batches(self, rows: list[_Row], prefix_length: int) -> Iterator[list[_Row]]:
+        # Longest suffix first: the first batch is the largest, so memory trouble shows early.
+        ordered = sorted(rows, key=lambda r: len(r.tokens), reverse=True)
+        for start in range(0, len(ordered), self.batch_size):
+            yield ordered[start : start + self.batch_size]
+
+    def _score(self, batch: list[_Row], prefix: tuple[int, ...], cache) -> list[Loglikelihood]:
+        offset = len(prefix)
+        width = max(len(r.tokens) for r in batch) - offset
+        pad = self.tokenizer.pad_token_id or 0
+        # Right padding needs no attention mask: a causal model's real tokens never see the
+        # pads that come after them, so padded rows score exactly as unpadded ones.
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        for i, row in enumerate(batch):
+            suffix = row.tokens[offset:]
+            ids[i, : len(suffix)] = torch.tensor(suffix)
+        kwargs = {}
+        if cache is not None:
+            kwargs[self._cache_argument] = _expand_cache(cache, len(batch))
+            kwargs["position_ids"] = torch.arange(offset, offset + width).expand(len(batch), -1)
+        logits = self.model(input_ids=ids.to(self.device), use_cache=False, **kwargs).logits
+        results = []
+        for i, row in enumerate(batch):
+            start = row.first_scored - offset
+            picked = logits[i, start : start + len(row.targets)].float()
+            logprobs = F.log_softmax(picked, dim=-1)
+            targets = torch.tensor(row.targets, device=logprobs.device)
+            chosen = logprobs.gather(1, targets[:, None]).squeeze(1)
+            greedy = bool((logprobs.argmax(dim=-1) == targets).all())
+            results.append(Loglikelihood(float(chosen.sum()), len(row.targets), greedy))
+        return results
+
+    # ---- generation -------------------------------------------------------------------------
+
+    def format_prompt(self, prompt: str) -> str:
+        if self.chat_template and self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return prompt
+
+    @torch.inference_mode()
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        results: list[Generation | None] = [None] * len(requests)
+        prompts = [self.format_prompt(r.prompt) for r in requests]
+        lengths = [len(self._encode(p)) for p in prompts]
+        # Same settings and similar lengths share a batch; left padding keeps the new tokens
+        # aligned at the end of every row.
+        order = sorted(
+            range(len(requests)),
+            key=lambda i: (_settings(requests[i]), -lengths[i]),
+        )
+        for batch in _chunks(order, self.batch_size, key=lambda i: _settings(requests[i])):
+            outputs = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
+            for i, generation in zip(batch, outputs, strict=True):
+                results[i] = generation
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[str], settings: GenerationRequest) -> list[Generation]:
+        tokenizer = self.tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        sample = settings.temperature > 0
+        torch.manual_seed(settings.seed)
+        output = self.model.generate(
+            **encoded,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=sample,
+            temperature=settings.temperature if sample else None,
+            top_p=None,
+            top_k=None,
+            num_return_sequences=settings.n,
+            stop_strings=list(settings.stop) or None,
+            tokenizer=tokenizer,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        generations = []
+        for p in range(len(prompts)):
+            texts, counts = [], []
+            for row in new_tokens[p * settings.n : (p + 1) * settings.n]:
+                kept = [t for t in row.tolist() if t != tokenizer.pad_token_id]
+                text = _cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), settings.stop)
+                texts.append(text)
+                counts.append(len(kept))
+            generations.append(Generation(tuple(texts), tuple(counts)))
+        return generations
+
+
+def _settings(request: GenerationRequest) -> tuple:
+    return (request.max_new_tokens, request.temperature, request.n, request.seed, request.stop)
+
+
+def _chunks(order: list[int], size: int, key) -> Iterator[list[int]]:
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == size or key(i) != key(batch[0])):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def _shared_prefix(group: list[_Row], common: int) -> tuple[int, ...]:
+    # A lone row gains nothing from a cache of its own prefix.
+    return group[0].tokens[:common] if len(group) > 1 else ()
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    n = max(0, min(len(a), len(b), limit))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _expand_cache(cache, batch: int):
+    """A fresh cache whose tensors view the prefix's cache, repeated over the batch."""
+    from transformers import DynamicCache
+
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    return DynamicCache(
+        [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in layers]
+    )
+
+
+def _context_window(config, tokenizer) -> int:
+    for attribute in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attribute, None)
+        if value:
+            return int(value)
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit and limit < 10**9 else 2048
