@@ -1,0 +1,76 @@
+"""Reading evaluation data: local CSV/JSON/JSONL/Parquet files (optionally gzipped) or the hub."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+from rlhf_eval.errors import DataError
+
+SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+
+
+def read_records(data: str, base_dir: Path) -> tuple[list[dict], Path]:
+    """Records of a local data file; relative paths resolve against `base_dir` (the suite's)."""
+    path = Path(data).expanduser()
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    if not path.is_file():
+        raise DataError(
+            f"data file {path} does not exist. Fix: correct the task's `data` field (relative "
+            "paths are relative to the suite file), or use `data: hub`."
+        )
+    suffix = path.suffix if path.suffix != ".gz" else Path(path.stem).suffix
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path}: unsupported data format; use one of {', '.join(SUFFIXES)}.")
+    try:
+        if suffix == ".parquet":
+            import pandas as pd
+
+            return pd.read_parquet(path).to_dict("records"), path.with_suffix(suffix)
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+        if suffix == ".csv":
+            records = list(csv.DictReader(io.StringIO(text)))
+        elif suffix == ".json":
+            records = json.loads(text)
+            if isinstance(records, dict) and isinstance(records.get("data"), list):
+                records = records["data"]
+        else:
+            records = [_json_line(line, path, n) for n, line in _lines(text)]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{path}: cannot parse the file ({error}).") from error
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise DataError(f"{path}: expected a list of records (objects), one per item.")
+    return records, path.with_suffix(suffix) if path.suffix == ".gz" else path
+
+
+def _lines(text: str):
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield n, line
+
+
+def _json_line(line: str, path: Path, n: int) -> dict:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{n}: not valid JSON ({error.msg}).") from error
+
+
+def load_hub(path: str, config: str | None, split: str) -> list[dict]:
+    """A hub dataset split as records; offline machines get a clear error, not a traceback."""
+    try:
+        import datasets
+
+        return list(datasets.load_dataset(path, config, split=split))
+    except Exception as error:  # the hub raises many types: connection, auth, missing
+        raise DataError(
+            f"cannot load the hub dataset {path} ({config}, {split}): {error}. Fix: check the "
+            "network or HF_TOKEN, or point the task's `data` field at a local copy."
+        ) from error

@@ -1,0 +1,298 @@
+"""The suite.yaml schema and load_suite(): everything is validated before any model loads."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rlhf_eval.errors import SuiteError
+from rlhf_eval.models.registry import ALIASES
+from rlhf_eval.tasks.base import TaskOptions, registered_tasks
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerationDefaults(_Closed):
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    stop: list[str] = []
+
+
+class ModelSpec(_Closed):
+    """One model to evaluate. Exactly one of path, hub_id or alias says where it comes from."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    backend: Literal["hf"] = "hf"
+    path: Path | None = None
+    hub_id: str | None = None
+    alias: str | None = None
+    revision: str | None = None
+    role: Literal["policy", "baseline", "reference"] = "policy"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "auto"
+    chat_template: bool = False
+    """Wrap generation prompts in the tokenizer's chat template."""
+    batch_size: int = Field(32, ge=1)
+    max_length: int | None = Field(None, ge=2)
+    trust_remote_code: bool = False
+    generation: GenerationDefaults = GenerationDefaults()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [f for f in ("path", "hub_id", "alias") if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of `path` (a local folder), `hub_id` (a Hugging Face "
+                f"repository) or `alias` (one of {', '.join(sorted(ALIASES))}); got "
+                f"{', '.join(given) or 'none'}"
+            )
+        if self.alias is not None and self.alias not in ALIASES:
+            raise ValueError(
+                f"unknown alias '{self.alias}'; known aliases: {', '.join(sorted(ALIASES))}"
+            )
+        return self
+
+    def source(self) -> str:
+        """What to hand to from_pretrained (aliases are resolved at load time)."""
+        return str(self.path) if self.path is not None else (self.hub_id or self.alias or "")
+
+
+class TaskSpec(BaseModel):
+    """A registered task plus its options; the task's own Options model validates the rest."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @property
+    def task_id(self) -> str:
+        return self.id or self.name
+
+    def raw_options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StatsSettings(_Closed):
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    bootstrap_iterations: int = Field(10_000, ge=100)
+    bootstrap_method: Literal["percentile", "bca"] = "percentile"
+
+
+class GateSpec(_Closed):
+    metric: str
+    """`task_id/metric`, or a metric name that only one task of the suite reports."""
+    max_drop: float = Field(ge=0.0)
+
+
+class Suite(_Closed):
+    name: str | None = None
+    output_dir: Path = Path("runs")
+    report_dir: Path | None = None
+    cache_dir: Path | None = None
+    """The response cache's folder; default ~/.cache/rlhf-eval (or $RLHF_EVAL_HOME)."""
+    seed: int = 1234
+    stats: StatsSettings = StatsSettings()
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    gates: list[GateSpec] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        for what, names in (
+            ("model name", [m.name for m in self.models]),
+            ("task id", [t.task_id for t in self.tasks]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(
+                    f"duplicate {what} {', '.join(duplicates)}: give each entry a distinct "
+                    + ("`name`" if what == "model name" else "`id`")
+                )
+        if sum(m.role == "baseline" for m in self.models) > 1:
+            raise ValueError("at most one model may have `role: baseline`")
+        return self
+
+
+class LoadedSuite:
+    """A validated suite with its source file, hash and each task's validated options."""
+
+    def __init__(self, suite: Suite, path: Path, text: str, options: dict[str, TaskOptions]):
+        self.suite = suite
+        self.path = path
+        self.text = text
+        self.options = options
+        self.hash = hashlib.sha256(text.encode()).hexdigest()
+        self.name = suite.name or path.stem
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: Path) -> Path:
+        """Relative paths in a suite are relative to the suite file's folder."""
+        return relative if relative.is_absolute() else (self.base_dir / relative).resolve()
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Read, parse and validate a suite file, raising SuiteError that names file, line, field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SuiteError(f"{path}: cannot read the suite file ({error.strerror}).") from error
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise SuiteError(f"{where}: malformed YAML ({problem}). Fix the syntax there.") from error
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite is a YAML mapping with `models` and `tasks` keys.")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as error:
+        raise SuiteError(_describe(error, path, root, ())) from error
+    options = _validate_tasks(suite, path, root)
+    loaded = LoadedSuite(suite, path.resolve(), text, options)
+    _check_model_paths(loaded, root)
+    _check_gates(loaded, root)
+    return loaded
+
+
+def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
+    tasks = registered_tasks()
+    options: dict[str, TaskOptions] = {}
+    for i, spec in enumerate(suite.tasks):
+        if spec.name not in tasks:
+            close = difflib.get_close_matches(spec.name, tasks, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise SuiteError(
+                f"{_where(path, root, ('tasks', i, 'name'))}: field `tasks[{i}].name`: unknown "
+                f"task '{spec.name}'.{hint} Registered tasks: {', '.join(tasks)} "
+                "(`rlhf-eval tasks` lists their options)."
+            )
+        try:
+            options[spec.task_id] = tasks[spec.name].Options.model_validate(spec.raw_options())
+        except ValidationError as error:
+            raise SuiteError(_describe(error, path, root, ("tasks", i))) from error
+    return options
+
+
+def _check_model_paths(loaded: LoadedSuite, root) -> None:
+    for i, model in enumerate(loaded.suite.models):
+        if model.path is None:
+            continue
+        folder = loaded.resolve(model.path)
+        if not (folder / "config.json").is_file():
+            problem = "does not exist" if not folder.exists() else "has no config.json"
+            raise SuiteError(
+                f"{_where(loaded.path, root, ('models', i, 'path'))}: field `models[{i}].path`: "
+                f"{folder} {problem}. Fix: point it at a Hugging Face model folder (relative "
+                "paths are relative to the suite file), or use `hub_id:` for a hub model."
+            )
+
+
+def _check_gates(loaded: LoadedSuite, root) -> None:
+    tasks = registered_tasks()
+    keys = [
+        f"{spec.task_id}/{metric.name}"
+        for spec in loaded.suite.tasks
+        for metric in tasks[spec.name].metrics
+    ]
+    for i, gate in enumerate(loaded.suite.gates):
+        try:
+            resolve_metric_key(gate.metric, keys)
+        except ValueError as error:
+            raise SuiteError(
+                f"{_where(loaded.path, root, ('gates', i, 'metric'))}: field "
+                f"`gates[{i}].metric`: {error}"
+            ) from error
+
+
+def resolve_metric_key(spec: str, keys: list[str]) -> str:
+    """Match `task/metric` exactly, or a bare metric name that only one task reports."""
+    if spec in keys:
+        return spec
+    matches = [k for k in keys if k.split("/", 1)[1] == spec]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"'{spec}' is ambiguous; write one of {', '.join(matches)}")
+    raise ValueError(f"no metric '{spec}'; metrics here: {', '.join(keys) or 'none'}")
+
+
+def _describe(error: ValidationError, path: Path, root, prefix: tuple) -> str:
+    lines = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        field = _dotted(loc)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field. Valid fields here: {_valid_fields(error, loc)}"
+        lines.append(f"{_where(path, root, loc)}: field `{field}`: {message}")
+    return "\n".join(lines)
+
+
+def _valid_fields(error: ValidationError, loc: tuple) -> str:
+    model = _model_at(error.title, loc)
+    return ", ".join(model.model_fields) if model else "see the documentation"
+
+
+def _model_at(title: str, loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (for listing valid fields)."""
+    tasks = registered_tasks()
+    for task in tasks.values():
+        if task.Options.__name__ == title:
+            return task.Options
+    model: type[BaseModel] = Suite
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        inner = getattr(annotation, "__args__", (annotation,))
+        candidates = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return None
+        model = candidates[0]
+    return model
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _where(path: Path, root, loc: tuple) -> str:
+    """file:line of the deepest YAML node on the path `loc`."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = key if part == loc[-1] else value
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return f"{path}:{line}" if line else str(path)
