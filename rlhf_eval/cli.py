@@ -1,0 +1,208 @@
+"""The rlhf-eval command: parse arguments, call one library function, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rlhf_eval.errors import RlhfEvalError, RunError
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except RlhfEvalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished samples are saved; run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlhf-eval", description="Evaluate RLHF models against their SFT baseline."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a suite file; resumes an interrupted run")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--run-name", help="run folder name (default: the suite's name)")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run of a different suite file with the same name",
+    )
+    run.add_argument("--no-cache", action="store_true", help="ignore the response cache")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="re-render a run's markdown and HTML report")
+    report.add_argument("run", type=Path)
+    report.add_argument("--out", type=Path, help="folder for report.md/html (default: the run)")
+    report.set_defaults(handler=_report)
+
+    compare = commands.add_parser("compare", help="paired differences between two runs")
+    compare.add_argument("candidate", type=Path)
+    compare.add_argument("baseline", type=Path)
+    compare.add_argument("--model", help="the candidate run's model, if it has several")
+    compare.add_argument("--baseline-model", help="the baseline run's model, if it has several")
+    compare.set_defaults(handler=_compare)
+
+    gate = commands.add_parser(
+        "gate", help="exit 1 when a metric drops beyond its margin at 95% confidence"
+    )
+    gate.add_argument("candidate", type=Path)
+    gate.add_argument(
+        "--baseline",
+        type=Path,
+        help="baseline run (default: the candidate run's own baseline model)",
+    )
+    gate.add_argument(
+        "--max-drop",
+        action="append",
+        default=[],
+        metavar="METRIC=MARGIN",
+        help="e.g. truthfulqa_mc2=0.02 (default: the suite's `gates`)",
+    )
+    gate.add_argument("--model", help="the candidate run's model, if it has several")
+    gate.add_argument("--baseline-model", help="the baseline run's model, if it has several")
+    gate.set_defaults(handler=_gate)
+
+    tasks = commands.add_parser("tasks", help="list registered tasks and their options")
+    tasks.set_defaults(handler=_tasks)
+    return parser
+
+
+def _run(args) -> int:
+    from rlhf_eval.report import render_report
+    from rlhf_eval.runner import default_report_dir, run_suite
+    from rlhf_eval.suite import load_suite
+
+    loaded = load_suite(args.suite)
+    run = run_suite(
+        loaded,
+        run_name=args.run_name,
+        overwrite=args.overwrite,
+        use_cache=not args.no_cache,
+        show_progress=not args.no_progress,
+    )
+    markdown, html = render_report(run.path, default_report_dir(loaded, run))
+    print(_summary(run.results()))
+    print(f"\nrun: {run.path}\nreport: {markdown}\n        {html}")
+    return EXIT_OK
+
+
+def _report(args) -> int:
+    from rlhf_eval.report import render_report
+    from rlhf_eval.store import RunDir
+
+    markdown, html = render_report(RunDir.open(args.run).path, args.out)
+    print(f"{markdown}\n{html}")
+    return EXIT_OK
+
+
+def _compare(args) -> int:
+    from rlhf_eval.gate import compare_runs
+    from rlhf_eval.store import RunDir
+
+    comparisons = compare_runs(
+        RunDir.open(args.candidate), RunDir.open(args.baseline), args.model, args.baseline_model
+    )
+    print("| task/metric | candidate | baseline | difference (95% CI) | n | method |")
+    print("|---|---|---|---|---|---|")
+    for c in comparisons:
+        d = c.delta
+        print(
+            f"| {c.task}/{c.metric} | {c.candidate} {_num(c.candidate_point)} | {c.baseline} "
+            f"{_num(c.baseline_point)} | {_num(d.point)} [{_num(d.lo)}, {_num(d.hi)}] | {d.n} "
+            f"| {d.method} |"
+        )
+    return EXIT_OK
+
+
+def _gate(args) -> int:
+    from rlhf_eval.gate import compare_runs, gate_checks, gate_table
+    from rlhf_eval.store import RunDir
+
+    candidate = RunDir.open(args.candidate)
+    if args.baseline:
+        comparisons = compare_runs(
+            candidate, RunDir.open(args.baseline), args.model, args.baseline_model
+        )
+    else:
+        comparisons = candidate.results().comparisons
+        if not comparisons:
+            raise RunError(
+                f"{candidate.path} has no baseline model to compare with. Fix: pass "
+                "--baseline RUN, or give one suite model `role: baseline`."
+            )
+    margins = _margins(args.max_drop) or {
+        g["metric"]: g["max_drop"] for g in candidate.manifest().get("gates", [])
+    }
+    if not margins:
+        raise RunError(
+            "no gate to check. Fix: pass --max-drop METRIC=MARGIN, or add `gates` to the suite."
+        )
+    checks = gate_checks(comparisons, margins)
+    print(gate_table(checks))
+    return EXIT_OK if all(check.passed for check in checks) else EXIT_GATE_FAILED
+
+
+def _margins(items: list[str]) -> dict[str, float]:
+    margins = {}
+    for item in items:
+        metric, sep, value = item.partition("=")
+        try:
+            margin = float(value)
+        except ValueError:
+            margin = -1.0
+        if not sep or not metric.strip() or margin < 0:
+            raise RunError(
+                f"--max-drop {item!r}: expected METRIC=MARGIN with a margin >= 0, e.g. "
+                "truthfulqa_mc2=0.02"
+            )
+        margins[metric.strip()] = margin
+    return margins
+
+
+def _tasks(args) -> int:
+    from rlhf_eval.tasks.base import registered_tasks
+
+    for name, task in registered_tasks().items():
+        print(f"{name}: {task.description}")
+        print(f"  metrics: {', '.join(f'{m.name} ({m.kind})' for m in task.metrics)}")
+        for field, info in task.Options.model_fields.items():
+            default = "required" if info.is_required() else f"default {info.default!r}"
+            print(f"  {field}: {info.annotation!s} ({default})".replace("typing.", ""))
+    return EXIT_OK
+
+
+def _summary(results) -> str:
+    lines = [
+        "| model | task/metric | value | 95% CI | n | failed | method |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in results.metrics:
+        e = m.estimate
+        lines.append(
+            f"| {m.model} | {m.task}/{m.metric} | {_num(e.point)} | "
+            f"[{_num(e.lo)}, {_num(e.hi)}] | {e.n} | {m.n_failed} | {e.method} |"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Compare two runs with paired bootstrap differences, and gate a candidate on its drops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlhf_eval.aggregate import metric_values, paired_delta
+from rlhf_eval.errors import RunError
+from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
+from rlhf_eval.store import RunDir
+from rlhf_eval.suite import StatsSettings, resolve_metric_key
+
+
+def pick_model(results: Results, wanted: str | None, run: RunDir) -> str:
+    """The model a run stands for: the one named, the only one, or the only policy model."""
+    names = [m.name for m in results.models]
+    if wanted:
+        if wanted not in names:
+            raise RunError(f"{run.path} has no model '{wanted}'; it has {', '.join(names)}.")
+        return wanted
+    if len(names) == 1:
+        return names[0]
+    policies = [m.name for m in results.models if m.role == "policy"]
+    if len(policies) == 1:
+        return policies[0]
+    raise RunError(
+        f"{run.path} holds several models ({', '.join(names)}). Fix: say which with --model."
+    )
+
+
+def compare_runs(
+    candidate_run: RunDir,
+    baseline_run: RunDir,
+    candidate_model: str | None = None,
+    baseline_model: str | None = None,
+) -> list[ComparisonResult]:
+    """Paired differences on every task/metric both runs report, paired by document id."""
+    a, b = candidate_run.results(), baseline_run.results()
+    model_a = pick_model(a, candidate_model, candidate_run)
+    model_b = pick_model(b, baseline_model, baseline_run)
+    manifest = candidate_run.manifest()
+    settings = StatsSettings(**manifest.get("stats", {}))
+    shared = {(m.task, m.metric) for m in b.metrics if m.model == model_b}
+    comparisons = []
+    for metric in a.metrics:
+        if metric.model != model_a or (metric.task, metric.metric) not in shared:
+            continue
+        cand, groups = metric_values(
+            candidate_run.read_samples(model_a, metric.task), metric.metric
+        )
+        base, _ = metric_values(baseline_run.read_samples(model_b, metric.task), metric.metric)
+        delta = paired_delta(cand, base, groups, settings, manifest.get("seed", 0))
+        comparisons.append(
+            ComparisonResult(
+                candidate=f"{model_a} ({candidate_run.path.name})",
+                baseline=f"{model_b} ({baseline_run.path.name})",
+                task=metric.task,
+                metric=metric.metric,
+                higher_is_better=metric.higher_is_better,
+                delta=EstimateRecord(**delta.to_dict()),
+                candidate_point=_mean(cand),
+                baseline_point=_mean(base),
+            )
+        )
+    if not comparisons:
+        raise RunError(
+            f"{candidate_run.path} and {baseline_run.path} share no task and metric to compare."
+        )
+    return comparisons
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    comparison: ComparisonResult
+    max_drop: float
+
+    @property
+    def worst_drop(self) -> float | None:
+        """The largest drop the 95% interval allows (negative: a sure improvement)."""
+        delta = self.comparison.delta
+        if delta.lo is None or delta.hi is None:
+            return None
+        return -delta.lo if self.comparison.higher_is_better else delta.hi
+
+    @property
+    def passed(self) -> bool:
+        worst = self.worst_drop
+        return worst is not None and worst <= self.max_drop + 1e-12
+
+
+def gate_checks(
+    comparisons: list[ComparisonResult], max_drops: dict[str, float]
+) -> list[GateCheck]:
+    """Match each margin to its comparison; every gated metric must be present."""
+    keys = [f"{c.task}/{c.metric}" for c in comparisons]
+    checks = []
+    for spec, margin in max_drops.items():
+        try:
+            key = resolve_metric_key(spec, sorted(set(keys)))
+        except ValueError as error:
+            raise RunError(f"--max-drop {spec}: {error}") from error
+        checks.extend(
+            GateCheck(c, margin) for c, k in zip(comparisons, keys, strict=True) if k == key
+        )
+    return checks
+
+
+def gate_table(checks: list[GateCheck]) -> str:
+    """A markdown table fit for a pull-request comment."""
+    lines = [
+        "| metric | candidate | baseline | candidate − baseline (95% CI) | n | worst drop | "
+        "max drop | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for check in checks:
+        c, d = check.comparison, check.comparison.delta
+        interval = f"{_num(d.point)} [{_num(d.lo)}, {_num(d.hi)}]"
+        lines.append(
+            f"| {c.task}/{c.metric} | {c.candidate} {_num(c.candidate_point)} | {c.baseline} "
+            f"{_num(c.baseline_point)} | {interval} | {d.n} | {_num(check.worst_drop)} | "
+            f"{check.max_drop:g} | {'✅ pass' if check.passed else '❌ FAIL'} |"
+        )
+    verdict = all(check.passed for check in checks)
+    method = checks[0].comparison.delta.method if checks else ""
+    lines.append("")
+    lines.append(
+        f"**{'PASS' if verdict else 'FAIL'}**: a metric passes when the lower end of its 95% "
+        f"interval for the change drops by no more than its margin ({method})."
+    )
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _mean(values: dict[str, float]) -> float | None:
+    return sum(values.values()) / len(values) if values else None

@@ -1,0 +1,216 @@
+"""run_suite(): every model on every task, with a progress bar, a response cache and resume."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rlhf_eval.aggregate import compute_results
+from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest, ModelBackend
+from rlhf_eval.models.loading import load_backend
+from rlhf_eval.models.registry import cache_home
+from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
+from rlhf_eval.suite import LoadedSuite
+from rlhf_eval.tasks.base import Document, Sample, Task, registered_tasks
+
+# Documents per unit of work: each unit's samples are on disk before the next one starts.
+CHUNK_DOCUMENTS = 64
+
+
+def run_suite(
+    loaded: LoadedSuite,
+    run_name: str | None = None,
+    overwrite: bool = False,
+    use_cache: bool = True,
+    show_progress: bool = True,
+) -> RunDir:
+    """Evaluate, aggregate and render; a second call with the same suite resumes the first."""
+    suite = loaded.suite
+    tasks = _build_tasks(loaded)
+    # Read every dataset before loading any model: a bad file should fail in seconds.
+    documents = {task_id: task.documents() for task_id, task in tasks.items()}
+    cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
+    cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
+    run = RunDir.start(
+        loaded.resolve(suite.output_dir) / (run_name or loaded.name),
+        _manifest(loaded, run_name),
+        overwrite=overwrite,
+    )
+    manifest = run.manifest()
+    identities = {m["name"]: m for m in manifest.get("models", [])}
+    wall = dict(manifest.get("wall_seconds", {}))
+    with _progress(show_progress) as progress:
+        for spec in suite.models:
+            pending = {
+                task_id: _pending(run, spec.name, task_id, docs)
+                for task_id, docs in documents.items()
+            }
+            if spec.name in identities and not any(pending.values()):
+                continue  # finished in an earlier attempt: no need to load the weights
+            started = time.perf_counter()
+            backend = load_backend(spec, loaded)
+            identities[spec.name] = {
+                "name": spec.name,
+                "role": spec.role,
+                "identity": backend.identity,
+                "source": spec.source(),
+                "dtype": spec.dtype,
+            }
+            run.write_manifest({**run.manifest(), "models": list(identities.values())})
+            for task_id, docs in pending.items():
+                label = f"{spec.name} · {task_id}"
+                bar = progress.add_task(label, total=len(documents[task_id]))
+                progress.update(bar, completed=len(documents[task_id]) - len(docs))
+                _evaluate(
+                    tasks[task_id],
+                    docs,
+                    backend,
+                    cache,
+                    run,
+                    spec.name,
+                    task_id,
+                    lambda n, bar=bar: progress.advance(bar, n),
+                )
+            backend.close()
+            wall[spec.name] = wall.get(spec.name, 0.0) + time.perf_counter() - started
+            run.write_manifest({**run.manifest(), "wall_seconds": wall})
+    cache.close()
+    run.write_results(
+        compute_results(
+            run,
+            loaded,
+            tasks,
+            list(identities.values()),
+            {task_id: len(docs) for task_id, docs in documents.items()},
+            wall,
+        )
+    )
+    return run
+
+
+def _build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
+    registry = registered_tasks()
+    return {
+        spec.task_id: registry[spec.name](loaded.options[spec.task_id], loaded.base_dir)
+        for spec in loaded.suite.tasks
+    }
+
+
+def _pending(run: RunDir, model: str, task_id: str, docs: list[Document]) -> list[Document]:
+    done = {s["doc_id"] for s in run.read_samples(model, task_id, repair=True)}
+    return [d for d in docs if d.id not in done]
+
+
+def _evaluate(
+    task: Task,
+    docs: list[Document],
+    backend: ModelBackend,
+    cache: ResponseCache,
+    run: RunDir,
+    model: str,
+    task_id: str,
+    advance,
+) -> None:
+    for start in range(0, len(docs), CHUNK_DOCUMENTS):
+        chunk = docs[start : start + CHUNK_DOCUMENTS]
+        requests = [task.requests(doc) for doc in chunk]
+        responses = _answer([r for rs in requests for r in rs], backend, cache)
+        samples, offset = [], 0
+        for doc, doc_requests in zip(chunk, requests, strict=True):
+            answered = responses[offset : offset + len(doc_requests)]
+            offset += len(doc_requests)
+            samples.append(_score(task, doc, answered))
+        run.append_samples(model, task_id, samples)
+        advance(len(chunk))
+
+
+def _answer(requests: list, backend: ModelBackend, cache: ResponseCache) -> list:
+    """Responses in request order: cached ones looked up, the rest computed once each."""
+    keys = [ResponseCache.key(backend.identity, r) for r in requests]
+    known = cache.get_many(list(dict.fromkeys(keys)))
+    missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}
+    scoring = {k: r for k, r in missing.items() if isinstance(r, LoglikelihoodRequest)}
+    generating = {k: r for k, r in missing.items() if isinstance(r, GenerationRequest)}
+    fresh = {}
+    if scoring:
+        fresh.update(zip(scoring, backend.loglikelihood(list(scoring.values())), strict=True))
+    if generating:
+        fresh.update(zip(generating, backend.generate(list(generating.values())), strict=True))
+    cache.put_many(fresh)
+    known.update(fresh)
+    return [known[k] for k in keys]
+
+
+def _score(task: Task, doc: Document, responses: list) -> Sample:
+    """A scorer that raises becomes a counted failure, never a zero."""
+    try:
+        sample = task.score(doc, responses)
+    except Exception as error:  # noqa: BLE001  (any scorer bug is recorded, the run goes on)
+        return Sample(
+            doc_id=doc.id,
+            prompt="",
+            target=None,
+            prediction=None,
+            metrics={m.name: None for m in task.metrics},
+            cluster=doc.cluster,
+            error=f"{type(error).__name__}: {error}",
+        )
+    if sample.cluster is None:
+        sample.cluster = doc.cluster
+    return sample
+
+
+def _manifest(loaded: LoadedSuite, run_name: str | None) -> dict:
+    return {
+        "run_name": run_name or loaded.name,
+        "suite_name": loaded.name,
+        "suite_path": str(loaded.path),
+        "suite_hash": loaded.hash,
+        "suite": loaded.text,
+        "created": now(),
+        "seed": loaded.suite.seed,
+        "stats": loaded.suite.stats.model_dump(),
+        "gates": [g.model_dump() for g in loaded.suite.gates],
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "command": shlex.join(sys.argv),
+        "models": [],
+    }
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+
+def _progress(show: bool):
+    if not show:
+        return _NoProgress()
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+def default_report_dir(loaded: LoadedSuite, run: RunDir) -> Path:
+    suite = loaded.suite
+    return loaded.resolve(suite.report_dir) if suite.report_dir else run.path

@@ -1,0 +1,258 @@
+"""The run directory (manifest, per-task samples, results) and the SQLite response cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rlhf_eval.errors import CacheError, RunError
+from rlhf_eval.models.base import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from rlhf_eval.results import Results
+from rlhf_eval.tasks.base import Sample
+
+PACKAGES = ("rlhf-eval", "torch", "transformers", "accelerate", "numpy", "scipy", "lm-eval")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return info
+
+
+class RunDir:
+    """runs/<run>/: manifest.json, samples/<model>/<task>.jsonl and results.json."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """An existing run, for report, compare and gate."""
+        run = cls(path)
+        if not (path / "manifest.json").is_file():
+            raise RunError(
+                f"{path} is not a run directory (no manifest.json). Fix: give the "
+                "folder `rlhf-eval run` wrote, e.g. runs/<suite name>."
+            )
+        return run
+
+    @classmethod
+    def start(cls, path: Path, manifest: dict, overwrite: bool = False) -> RunDir:
+        """Create a run, or resume one made by the same suite file."""
+        run = cls(path)
+        if run.manifest_path.is_file():
+            old = run.manifest()
+            if old.get("suite_hash") != manifest["suite_hash"]:
+                if not overwrite:
+                    raise RunError(
+                        f"{path} holds a run of a different suite file (suite hash "
+                        f"{old.get('suite_hash', '?')[:12]} vs {manifest['suite_hash'][:12]}). "
+                        "Fix: pass --run-name NEW to keep it, or --overwrite to replace it "
+                        "(cached model answers are reused either way)."
+                    )
+                shutil.rmtree(path)
+            else:
+                manifest = {
+                    **manifest,
+                    "created": old.get("created", manifest["created"]),
+                    "resumed": [*old.get("resumed", []), now()],
+                }
+        path.mkdir(parents=True, exist_ok=True)
+        run.write_manifest(manifest)
+        return run
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def manifest(self) -> dict:
+        return _read_json(self.manifest_path)
+
+    def write_manifest(self, manifest: dict) -> None:
+        _write_atomic(self.manifest_path, json.dumps(manifest, indent=2))
+
+    def samples_path(self, model: str, task_id: str) -> Path:
+        return self.path / "samples" / model / f"{task_id}.jsonl"
+
+    def read_samples(self, model: str, task_id: str, repair: bool = False) -> list[dict]:
+        """Samples written so far. A torn last line (a killed run) is dropped; with `repair`
+        it is also cut off the file so appending continues cleanly."""
+        path = self.samples_path(model, task_id)
+        if not path.is_file():
+            return []
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        samples, good_bytes = [], 0
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    samples.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    if any(rest.strip() for rest in lines[number:]):
+                        raise RunError(
+                            f"{path}:{number}: corrupt sample line ({error.msg}). Fix: delete "
+                            "that line (the others are intact), or the file to rescore the task."
+                        ) from error
+                    break  # a torn last line: the run was killed while writing it
+            good_bytes += len(line) + 1
+        if repair:
+            kept = raw[: min(good_bytes, len(raw))]
+            if kept != raw or (kept and not kept.endswith(b"\n")):
+                path.write_bytes(kept.rstrip(b"\n") + b"\n" if kept.strip() else b"")
+        return samples
+
+    def append_samples(self, model: str, task_id: str, samples: Iterable[Sample]) -> None:
+        path = self.samples_path(model, task_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = "".join(
+            json.dumps(dataclasses.asdict(s), ensure_ascii=False, default=_jsonable) + "\n"
+            for s in samples
+        )
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.json"
+
+    def write_results(self, results: Results) -> None:
+        _write_atomic(self.results_path, results.model_dump_json(indent=2))
+
+    def results(self) -> Results:
+        if not self.results_path.is_file():
+            raise RunError(
+                f"{self.results_path} is missing: the run has not finished. Fix: run the same "
+                "`rlhf-eval run` command again; it resumes where it stopped."
+            )
+        try:
+            return Results.model_validate_json(self.results_path.read_text())
+        except ValueError as error:
+            raise RunError(f"{self.results_path} is not a valid results file ({error}).") from error
+
+
+class ResponseCache:
+    """Model answers keyed by model identity and request, so no request is computed twice."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT)"
+            )
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+        except sqlite3.DatabaseError as error:
+            raise CacheError(
+                f"the response cache {path} is corrupt ({error}). It holds only cached model "
+                "answers, no results: delete it (and any -wal/-shm files beside it) and run "
+                "again, or pass --no-cache."
+            ) from error
+
+    @staticmethod
+    def key(identity: str, request: LoglikelihoodRequest | GenerationRequest) -> str:
+        kind = type(request).__name__
+        body = json.dumps(dataclasses.asdict(request), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(f"{identity}\x00{kind}\x00{body}".encode()).hexdigest()
+
+    def get_many(self, keys: list[str]) -> dict[str, Loglikelihood | Generation]:
+        if self._db is None or not keys:
+            return {}
+        found = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
+            ).fetchall()
+            for key, value in rows:
+                found[key] = _response_from_json(value)
+        return found
+
+    def put_many(self, items: dict[str, Loglikelihood | Generation]) -> None:
+        if self._db is None or not items:
+            return
+        rows = [(k, json.dumps(dataclasses.asdict(v))) for k, v in items.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+def _response_from_json(value: str) -> Loglikelihood | Generation:
+    data = json.loads(value)
+    if "logprob" in data:
+        return Loglikelihood(**data)
+    return Generation(texts=tuple(data["texts"]), n_tokens=tuple(data["n_tokens"]))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in samples.jsonl")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunError(f"{path} is unreadable or not JSON ({error}).") from error
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
