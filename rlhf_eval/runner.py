@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 import sys
 import time
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest, ModelBackend
 from rlhf_eval.models.loading import load_backend
@@ -37,7 +40,7 @@ def run_suite(
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
     run = RunDir.start(
         loaded.resolve(suite.output_dir) / (run_name or loaded.name),
-        _manifest(loaded, run_name),
+        _manifest(loaded, run_name, tasks),
         overwrite=overwrite,
     )
     manifest = run.manifest()
@@ -164,8 +167,13 @@ def _score(task: Task, doc: Document, responses: list) -> Sample:
     return sample
 
 
-def _manifest(loaded: LoadedSuite, run_name: str | None) -> dict:
+def _manifest(loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task]) -> dict:
+    versions = {task_id: f"{task.name}@{task.version}" for task_id, task in tasks.items()}
+    fingerprint = json.dumps([loaded.hash, __version__, versions], sort_keys=True)
     return {
+        "fingerprint": hashlib.sha256(fingerprint.encode()).hexdigest(),
+        "rlhf_eval_version": __version__,
+        "task_versions": versions,
         "run_name": run_name or loaded.name,
         "suite_name": loaded.name,
         "suite_path": str(loaded.path),

@@ -79,17 +79,18 @@ class RunDir:
 
     @classmethod
     def start(cls, path: Path, manifest: dict, overwrite: bool = False) -> RunDir:
-        """Create a run, or resume one made by the same suite file."""
+        """Create a run, or resume one made by the same suite file and task versions."""
         run = cls(path)
         if run.manifest_path.is_file():
             old = run.manifest()
-            if old.get("suite_hash") != manifest["suite_hash"]:
+            if old.get("fingerprint") != manifest["fingerprint"]:
                 if not overwrite:
                     raise RunError(
-                        f"{path} holds a run of a different suite file (suite hash "
-                        f"{old.get('suite_hash', '?')[:12]} vs {manifest['suite_hash'][:12]}). "
-                        "Fix: pass --run-name NEW to keep it, or --overwrite to replace it "
-                        "(cached model answers are reused either way)."
+                        f"{path} holds a run of a different suite file, task version or "
+                        f"rlhf-eval version (suite hash {old.get('suite_hash', '?')[:12]} vs "
+                        f"{manifest['suite_hash'][:12]}; tasks {old.get('task_versions')} vs "
+                        f"{manifest['task_versions']}). Fix: pass --run-name NEW to keep it, "
+                        "or --overwrite to replace it (cached model answers are reused)."
                     )
                 shutil.rmtree(path)
             else:

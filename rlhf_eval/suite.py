@@ -286,9 +286,7 @@ def _where(path: Path, root, loc: tuple) -> str:
                     child = key if part == loc[-1] else value
                     break
         elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and part < len(node.value)
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
         ):
             child = node.value[part]
         if child is None:

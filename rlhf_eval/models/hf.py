@@ -181,7 +181,8 @@ class HFBackend:
         if not prefix:
             return None
         ids = torch.tensor([prefix], device=self.device)
-        return self.model(input_ids=ids, use_cache=True).past_key_values
+        output = self.model(input_ids=ids, use_cache=True)
+        return getattr(output, self._cache_argument)
 
     def _batches(self, rows: list[_Row], prefix_length: int) -> Iterator[list[_Row]]:
         # Longest suffix first: the first batch is the largest, so memory trouble shows early.

@@ -68,6 +68,8 @@ class Task:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    version: ClassVar[int] = 1
+    """Bump when prompts or scoring change: a resumed run never mixes samples of two versions."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     metrics: ClassVar[tuple[MetricSpec, ...]]
 

@@ -183,10 +183,12 @@ def _check_row(row: dict, source, index: int) -> dict:
 
 
 def _from_csv(record: dict, source, index: int) -> dict:
-    """The generation-format CSV, turned into choices as the TruthfulQA authors' `run_probs`
-    does: MC1 = best answer vs incorrect answers; MC2 = correct answers (plus "I have no
-    comment.") vs incorrect answers. These are not mc_task.json's curated lists, so scores
-    differ from lm-eval's truthfulqa_mc1/mc2 on the same questions."""
+    """The generation-format CSV turned into choices: MC1 = best answer vs incorrect answers,
+    MC2 = correct answers vs incorrect answers, each closed with a period as the TruthfulQA
+    authors format answers. "I have no comment." is not added to the true answers (the authors
+    add it for generation metrics only): the 6-shot primer teaches that very answer, so it
+    would take most of MC2's probability mass. These are not mc_task.json's curated lists, so
+    scores differ from lm-eval's truthfulqa_mc1/mc2 on the same questions."""
     missing = [c for c in CSV_COLUMNS if not str(record.get(c) or "").strip()]
     if missing:
         raise DataError(
@@ -196,8 +198,6 @@ def _from_csv(record: dict, source, index: int) -> dict:
     best = _sentence(record["Best Answer"])
     correct = [_sentence(a) for a in str(record["Correct Answers"]).split(";") if a.strip()]
     incorrect = [_sentence(a) for a in str(record["Incorrect Answers"]).split(";") if a.strip()]
-    if "I have no comment." not in correct:
-        correct.append("I have no comment.")
     return {
         "question": str(record["Question"]).strip(),
         "category": record.get("Category"),

@@ -1,0 +1,119 @@
+"""The report as one self-contained HTML file: tables, embedded plots and a sample browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from rlhf_eval.report.loading import SampleTable
+from rlhf_eval.report.markdown import (
+    COMPARISON_COLUMNS,
+    MODEL_COLUMNS,
+    RESULT_COLUMNS,
+    WALL_COLUMNS,
+    comparison_rows,
+    format_value,
+    model_rows,
+    package_versions,
+    result_rows,
+    wall_rows,
+)
+from rlhf_eval.report.plots import delta_forest, metric_bars
+from rlhf_eval.results import Results
+from rlhf_eval.tasks.base import Sample
+
+VERDICT_CLASSES = {"better": "better", "worse": "worse"}
+
+
+def _environment() -> Environment:
+    # Autoescape everything: model outputs are untrusted, and nothing in the template is
+    # marked safe, so a prediction like "</script>" can only ever appear as text.
+    return Environment(
+        loader=PackageLoader("rlhf_eval.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _data_uri(png: bytes | None) -> str | None:
+    return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _text(value: Any) -> str:
+    """Strings as they are; anything else (choices, token lists) as pretty JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _sample_view(sample: Sample) -> dict[str, str]:
+    metrics = ", ".join(f"{k}: {format_value(v)}" for k, v in sample.metrics.items())
+    return {
+        "doc_id": str(sample.doc_id),
+        "prompt": _text(sample.prompt),
+        "target": _text(sample.target),
+        "prediction": _text(sample.prediction),
+        "metrics": metrics,
+        "error": sample.error or "",
+        "details": _text(sample.details) if sample.details else "",
+    }
+
+
+def _table_view(table: SampleTable, cap: int) -> dict[str, Any]:
+    return {
+        "model": table.model,
+        "task": table.task,
+        "path": table.path.as_posix(),
+        "missing": table.missing,
+        "total": table.total,
+        "shown": len(table.samples),
+        "capped": table.total > len(table.samples),
+        "cap": cap,
+        "skipped_last_line": table.skipped_last_line,
+        "samples": [_sample_view(s) for s in table.samples],
+    }
+
+
+def render_html(
+    results: Results,
+    manifest: dict[str, Any],
+    sample_tables: list[SampleTable],
+    cap: int,
+) -> str:
+    """The HTML report; `sample_tables` hold at most `cap` samples per (model, task)."""
+    template = _environment().get_template("report.html.j2")
+    results_table = result_rows(results)
+    comparisons = comparison_rows(results)
+    for row in comparisons:
+        row["_class"] = VERDICT_CLASSES.get(row["verdict"], "")
+    plots = [
+        ("Scores by model (95% CI)", _data_uri(metric_bars(results))),
+        (
+            "Paired deltas, candidate - baseline (95% CI)",
+            _data_uri(delta_forest(results.comparisons)),
+        ),
+    ]
+    return template.render(
+        run_name=manifest.get("run_name") or results.run_name,
+        suite_name=manifest.get("suite_name") or results.suite_name,
+        created=manifest.get("created") or results.created,
+        suite_hash=manifest.get("suite_hash"),
+        seed=manifest.get("seed"),
+        command=manifest.get("command"),
+        packages=package_versions(manifest),
+        model_columns=MODEL_COLUMNS,
+        models=model_rows(results, manifest),
+        result_columns=RESULT_COLUMNS,
+        results=results_table,
+        comparison_columns=COMPARISON_COLUMNS,
+        comparisons=comparisons,
+        wall_columns=WALL_COLUMNS,
+        wall=wall_rows(results),
+        plots=[(title, uri) for title, uri in plots if uri is not None],
+        tables=[_table_view(t, cap) for t in sample_tables],
+        numeric={"value", "95% CI", "n", "failed", "delta", "wall time"},
+    )

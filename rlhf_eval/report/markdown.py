@@ -1,0 +1,193 @@
+"""The report as GitHub-flavoured markdown, and the table rows the HTML report shares with it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
+
+Row = dict[str, str]
+
+RESULT_COLUMNS = ("task", "metric", "model", "value", "95% CI", "n", "failed", "method")
+COMPARISON_COLUMNS = (
+    "task",
+    "metric",
+    "candidate - baseline",
+    "delta",
+    "95% CI",
+    "n",
+    "method",
+    "verdict",
+)
+MODEL_COLUMNS = ("model", "role", "source", "dtype", "identity")
+WALL_COLUMNS = ("model", "wall time")
+HEADER_PACKAGES = ("torch", "transformers", "rlhf-eval")
+
+
+def format_value(x: float | None) -> str:
+    """Four decimals; "n/a" when there is no estimate (n == 0)."""
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def format_ci(est: EstimateRecord) -> str:
+    """[lo, hi] to 4 decimals, with the level added when it is not the 95% the header says."""
+    if est.point is None or est.lo is None or est.hi is None:
+        return "n/a"
+    ci = f"[{est.lo:.4f}, {est.hi:.4f}]"
+    if abs(est.confidence - 0.95) > 1e-9:
+        ci += f" ({est.confidence:.0%})"
+    return ci
+
+
+def verdict(comparison: ComparisonResult) -> str:
+    """Better or worse when the delta's CI excludes 0, read through higher_is_better."""
+    d = comparison.delta
+    if d.point is None or d.lo is None or d.hi is None:
+        return "n/a"
+    if d.lo > 0:
+        return "better" if comparison.higher_is_better else "worse"
+    if d.hi < 0:
+        return "worse" if comparison.higher_is_better else "better"
+    return "no significant difference"
+
+
+def format_seconds(seconds: float) -> str:
+    """Like 812.3 s (0:13:32): seconds for precision, h:mm:ss to read at a glance."""
+    whole = round(seconds)
+    return f"{seconds:.1f} s ({whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d})"
+
+
+def _order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
+    """Positions of tasks and models as the suite listed them, for stable table order."""
+    tasks = {t.id: i for i, t in enumerate(results.tasks)}
+    models = {m.name: i for i, m in enumerate(results.models)}
+    return tasks, models
+
+
+def result_rows(results: Results) -> list[Row]:
+    """One row per (task, metric, model), suite order."""
+    tasks, models = _order(results)
+    metrics = sorted(
+        results.metrics,
+        key=lambda m: (tasks.get(m.task, len(tasks)), m.task, m.metric, models.get(m.model, 0)),
+    )
+    return [
+        {
+            "task": m.task,
+            "metric": m.metric,
+            "model": m.model,
+            "value": format_value(m.estimate.point),
+            "95% CI": format_ci(m.estimate),
+            "n": str(m.estimate.n),
+            "failed": str(m.n_failed),
+            "method": m.estimate.method,
+        }
+        for m in metrics
+    ]
+
+
+def comparison_rows(results: Results) -> list[Row]:
+    """One row per paired comparison, with its verdict."""
+    tasks, _ = _order(results)
+    comparisons = sorted(
+        results.comparisons, key=lambda c: (tasks.get(c.task, len(tasks)), c.task, c.metric)
+    )
+    return [
+        {
+            "task": c.task,
+            "metric": c.metric,
+            "candidate - baseline": f"{c.candidate} - {c.baseline}",
+            "delta": format_value(c.delta.point),
+            "95% CI": format_ci(c.delta),
+            "n": str(c.delta.n),
+            "method": c.delta.method,
+            "verdict": verdict(c),
+        }
+        for c in comparisons
+    ]
+
+
+def model_rows(results: Results, manifest: dict[str, Any]) -> list[Row]:
+    """Each model's role and identity, with source and dtype from the manifest when present."""
+    listed = {m.get("name"): m for m in manifest.get("models", []) if isinstance(m, dict)}
+    return [
+        {
+            "model": m.name,
+            "role": m.role,
+            "source": str(listed.get(m.name, {}).get("source", "")),
+            "dtype": str(listed.get(m.name, {}).get("dtype", "")),
+            "identity": m.identity,
+        }
+        for m in results.models
+    ]
+
+
+def wall_rows(results: Results) -> list[Row]:
+    """Seconds each model took (loading and scoring)."""
+    return [
+        {"model": name, "wall time": format_seconds(s)} for name, s in results.wall_seconds.items()
+    ]
+
+
+def package_versions(manifest: dict[str, Any]) -> dict[str, str]:
+    """The versions that most often explain a changed number; "not recorded" when absent."""
+    packages = manifest.get("packages") or {}
+    normalized = {re.sub(r"[-_.]+", "-", str(k)).lower(): str(v) for k, v in packages.items()}
+    return {name: normalized.get(name, "not recorded") for name in HEADER_PACKAGES}
+
+
+def escape_cell(text: object) -> str:
+    """Make text safe inside a GFM table cell: escape pipes, fold newlines into spaces."""
+    s = str(text).replace("\\|", "\\\\|").replace("|", "\\|")
+    return re.sub(r"\s*(?:\r\n|\r|\n)\s*", " ", s).strip()
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[Row]) -> str:
+    """A GFM table; every cell is escaped, numeric-looking columns are right-aligned."""
+    right = {"value", "95% CI", "n", "failed", "delta", "wall time"}
+    lines = [
+        "| " + " | ".join(escape_cell(c) for c in columns) + " |",
+        "|" + "|".join("---:" if c in right else "---" for c in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(escape_cell(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _inline(text: object) -> str:
+    """Header values outside tables: one line, no stray emphasis, links or HTML tags.
+
+    `_` is left alone: GFM ignores intraword underscores and run names are full of them.
+    """
+    return re.sub(r"([\\`*\[\]<])", r"\\\1", re.sub(r"\s+", " ", str(text)).strip())
+
+
+def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
+    """The whole markdown report: header, results, comparisons, wall time."""
+    run_name = manifest.get("run_name") or results.run_name
+    suite = manifest.get("suite_name") or results.suite_name
+    versions = package_versions(manifest)
+    out = [
+        f"# {_inline(run_name)}: {_inline(suite)}",
+        "",
+        f"- **Created:** {_inline(manifest.get('created') or results.created)}",
+    ]
+    if manifest.get("suite_hash"):
+        out.append(f"- **Suite hash:** {_inline(manifest['suite_hash'])}")
+    if manifest.get("seed") is not None:
+        out.append(f"- **Seed:** {_inline(manifest['seed'])}")
+    out.append(
+        "- **Packages:** " + ", ".join(f"{_inline(k)} {_inline(v)}" for k, v in versions.items())
+    )
+    out += ["", "## Models", "", markdown_table(MODEL_COLUMNS, model_rows(results, manifest))]
+    out += ["", "## Results", ""]
+    rows = result_rows(results)
+    out.append(markdown_table(RESULT_COLUMNS, rows) if rows else "_No metrics were recorded._")
+    out += ["", "## Comparisons (candidate - baseline, paired)", ""]
+    rows = comparison_rows(results)
+    out.append(
+        markdown_table(COMPARISON_COLUMNS, rows) if rows else "_No comparisons were recorded._"
+    )
+    if results.wall_seconds:
+        out += ["", "## Wall time", "", markdown_table(WALL_COLUMNS, wall_rows(results))]
+    return "\n".join(out) + "\n"
