@@ -46,6 +46,7 @@ def run_suite(
     manifest = run.manifest()
     identities = {m["name"]: m for m in manifest.get("models", [])}
     wall = dict(manifest.get("wall_seconds", {}))
+    counts = dict(manifest.get("requests", {}))
     with _progress(show_progress) as progress:
         for spec in suite.models:
             pending = {
@@ -64,6 +65,7 @@ def run_suite(
                 "dtype": spec.dtype,
             }
             run.write_manifest({**run.manifest(), "models": list(identities.values())})
+            count = counts.setdefault(spec.name, {"computed": 0, "cached": 0})
             for task_id, docs in pending.items():
                 label = f"{spec.name} · {task_id}"
                 bar = progress.add_task(label, total=len(documents[task_id]))
@@ -77,10 +79,11 @@ def run_suite(
                     spec.name,
                     task_id,
                     lambda n, bar=bar: progress.advance(bar, n),
+                    count,
                 )
             backend.close()
             wall[spec.name] = wall.get(spec.name, 0.0) + time.perf_counter() - started
-            run.write_manifest({**run.manifest(), "wall_seconds": wall})
+            run.write_manifest({**run.manifest(), "wall_seconds": wall, "requests": counts})
     cache.close()
     run.write_results(
         compute_results(
@@ -117,11 +120,12 @@ def _evaluate(
     model: str,
     task_id: str,
     advance,
+    count: dict[str, int],
 ) -> None:
     for start in range(0, len(docs), CHUNK_DOCUMENTS):
         chunk = docs[start : start + CHUNK_DOCUMENTS]
         requests = [task.requests(doc) for doc in chunk]
-        responses = _answer([r for rs in requests for r in rs], backend, cache)
+        responses = _answer([r for rs in requests for r in rs], backend, cache, count)
         samples, offset = [], 0
         for doc, doc_requests in zip(chunk, requests, strict=True):
             answered = responses[offset : offset + len(doc_requests)]
@@ -131,7 +135,9 @@ def _evaluate(
         advance(len(chunk))
 
 
-def _answer(requests: list, backend: ModelBackend, cache: ResponseCache) -> list:
+def _answer(
+    requests: list, backend: ModelBackend, cache: ResponseCache, count: dict[str, int]
+) -> list:
     """Responses in request order: cached ones looked up, the rest computed once each."""
     keys = [ResponseCache.key(backend.identity, r) for r in requests]
     known = cache.get_many(list(dict.fromkeys(keys)))
@@ -144,6 +150,8 @@ def _answer(requests: list, backend: ModelBackend, cache: ResponseCache) -> list
     if generating:
         fresh.update(zip(generating, backend.generate(list(generating.values())), strict=True))
     cache.put_many(fresh)
+    count["computed"] += len(fresh)
+    count["cached"] += len(known)
     known.update(fresh)
     return [known[k] for k in keys]
 

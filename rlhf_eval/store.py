@@ -26,6 +26,9 @@ from rlhf_eval.models.base import (
 from rlhf_eval.results import Results
 from rlhf_eval.tasks.base import Sample
 
+# Manifest keys that describe a run's history rather than its inputs.
+RUN_HISTORY = ("created", "models", "wall_seconds", "requests")
+
 PACKAGES = ("rlhf-eval", "torch", "transformers", "accelerate", "numpy", "scipy", "lm-eval")
 
 
@@ -94,11 +97,9 @@ class RunDir:
                     )
                 shutil.rmtree(path)
             else:
-                manifest = {
-                    **manifest,
-                    "created": old.get("created", manifest["created"]),
-                    "resumed": [*old.get("resumed", []), now()],
-                }
+                # Resuming: keep what earlier attempts recorded about the run itself.
+                history = {k: old[k] for k in RUN_HISTORY if k in old}
+                manifest = {**manifest, **history, "resumed": [*old.get("resumed", []), now()]}
         path.mkdir(parents=True, exist_ok=True)
         run.write_manifest(manifest)
         return run

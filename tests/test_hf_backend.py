@@ -1,0 +1,126 @@
+"""The transformers backend: exact log-likelihoods, shared prefixes, batch-size invariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest
+from rlhf_eval.models.hf import HFBackend, _Row
+
+PRIMER = "Q: What is human life expectancy in the United States?\nA: 78 years.\n\n"
+REQUESTS = [
+    LoglikelihoodRequest(PRIMER + f"Q: {q}\nA:", f" {c}")
+    for q in ("Is the Great Wall visible from space?", "Do goldfish remember?", "Why?")
+    for c in ("It is not visible.", "No.", "Goldfish have memories that last months.")
+] + [
+    LoglikelihoodRequest("Telescopes use lenses", " or mirrors to focus light."),
+    LoglikelihoodRequest("Nothing happens. ", "I have no comment."),  # trailing space
+    LoglikelihoodRequest("", "Nothing happens."),  # empty context
+]
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return HFBackend("tiny", str(tiny_model_dir), batch_size=4)
+
+
+def reference_logprob(backend: HFBackend, request: LoglikelihoodRequest) -> float:
+    """One unbatched, unshared forward pass over context + continuation."""
+    context, continuation = backend._encode_pair(request.context, request.continuation)
+    ids = torch.tensor([context + continuation])
+    with torch.no_grad():
+        logprobs = F.log_softmax(backend.model(ids).logits[0, :-1].float(), dim=-1)
+    positions = logprobs[len(context) - 1 :]
+    return positions.gather(1, torch.tensor(continuation)[:, None]).sum().item()
+
+
+def test_logprobs_match_a_plain_forward_pass(backend):
+    results = backend.loglikelihood(REQUESTS)
+    for request, result in zip(REQUESTS, results, strict=True):
+        assert result.logprob == pytest.approx(reference_logprob(backend, request), abs=1e-5)
+        assert result.logprob < 0
+
+
+def test_shared_prefix_is_used_and_changes_nothing(backend):
+    rows = [backend._row(i, r) for i, r in enumerate(REQUESTS)]
+    groups = list(backend._prefix_groups(rows))
+    assert max(len(prefix) for prefix, _ in groups) >= 16, "the primer should be shared"
+    shared = backend.loglikelihood(REQUESTS)
+    backend.share_prefix = False
+    try:
+        unshared = backend.loglikelihood(REQUESTS)
+    finally:
+        backend.share_prefix = True
+    for a, b in zip(shared, unshared, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
+        assert a.n_tokens == b.n_tokens and a.is_greedy == b.is_greedy
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_results_do_not_depend_on_batch_size(tiny_model_dir, backend, batch_size):
+    expected = backend.loglikelihood(REQUESTS)
+    other = HFBackend("tiny", str(tiny_model_dir), batch_size=batch_size)
+    for a, b in zip(other.loglikelihood(REQUESTS), expected, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
+
+
+def test_results_do_not_depend_on_request_order(backend):
+    forward = backend.loglikelihood(REQUESTS)
+    backward = backend.loglikelihood(REQUESTS[::-1])[::-1]
+    for a, b in zip(forward, backward, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
+
+
+def test_lm_eval_tokenisation_rules(backend):
+    # A trailing context space moves to the continuation (lm-eval's _encode_pair).
+    moved = backend._encode_pair("Nothing happens. ", "I have no comment.")
+    plain = backend._encode_pair("Nothing happens.", " I have no comment.")
+    assert moved == plain
+    # An empty context is replaced by the prefix token (EOS when there is no BOS).
+    context, continuation = backend._encode_pair("", "Nothing happens.")
+    assert context == [backend.tokenizer.eos_token_id]
+    assert continuation == backend.tokenizer.encode("Nothing happens.")
+
+
+def test_long_inputs_are_left_truncated_to_the_window(tiny_model_dir):
+    small = HFBackend("tiny", str(tiny_model_dir), max_length=24)
+    request = LoglikelihoodRequest(PRIMER * 4, " No.")
+    row = small._row(0, request)
+    assert len(row.tokens) == 24
+    (result,) = small.loglikelihood([request])
+    assert result.n_tokens == len(row.targets) and result.logprob < 0
+
+
+def test_greedy_flag_marks_exactly_the_argmax_continuation(backend):
+    context = tuple(backend._encode(PRIMER + "Q: Why?\nA:"))
+    with torch.no_grad():
+        logits = backend.model(torch.tensor([context])).logits[0, -1]
+    best, second = logits.topk(2).indices.tolist()
+    greedy = _Row(0, context, (best,))
+    other = _Row(1, context, (second,))
+    with torch.inference_mode():
+        results = backend._score([greedy, other], (), None)
+    assert [r.is_greedy for r in results] == [True, False]
+    expected = F.log_softmax(logits.float(), dim=-1)[[best, second]].tolist()
+    assert [r.logprob for r in results] == pytest.approx(expected, abs=1e-5)
+
+
+def test_generation_is_batched_stops_and_is_deterministic(backend):
+    requests = [
+        GenerationRequest(prompt=p, max_new_tokens=12, stop=("\n",))
+        for p in ("Q: Why?\nA:", "Telescopes use", "Q: Do goldfish remember?\nA:")
+    ]
+    first = backend.generate(requests)
+    again = backend.generate(requests[::-1])[::-1]
+    single = [backend.generate([r])[0] for r in requests]
+    for a, b, c in zip(first, again, single, strict=True):
+        assert a.texts == b.texts == c.texts
+        assert "\n" not in a.texts[0]
+        assert 0 < a.n_tokens[0] <= 12
+
+
+def test_sampling_returns_n_texts(backend):
+    (result,) = backend.generate([GenerationRequest("Why?", max_new_tokens=5, temperature=1.0, n=3)])
+    assert len(result.texts) == 3 and len(result.n_tokens) == 3
