@@ -23,7 +23,9 @@ from rlhf_eval.models.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
-from rlhf_eval.results import Results
+from pydantic import ValidationError
+
+from rlhf_eval.results import SCHEMA_VERSION, Results
 from rlhf_eval.tasks.base import Sample
 
 # Manifest keys that describe a run's history rather than its inputs.
@@ -72,11 +74,13 @@ class RunDir:
     @classmethod
     def open(cls, path: Path) -> RunDir:
         """An existing run, for report, compare and gate."""
-        run = cls(path)
-        if not (path / "manifest.json").is_file():
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise RunError(f"run directory {path} does not exist: pass a folder under runs/.")
+        if not run.manifest_path.is_file():
             raise RunError(
-                f"{path} is not a run directory (no manifest.json). Fix: give the "
-                "folder `rlhf-eval run` wrote, e.g. runs/<suite name>."
+                f"{path} is not a run directory: manifest.json not found. Fix: give the folder "
+                "`rlhf-eval run` wrote, e.g. runs/<suite name>."
             )
         return run
 
@@ -109,7 +113,11 @@ class RunDir:
         return self.path / "manifest.json"
 
     def manifest(self) -> dict:
-        return _read_json(self.manifest_path)
+        return _read_json(
+            self.manifest_path,
+            "every run directory has a manifest. Fix: pass a folder `rlhf-eval run` wrote, or "
+            "run the suite again to rewrite it.",
+        )
 
     def write_manifest(self, manifest: dict) -> None:
         _write_atomic(self.manifest_path, json.dumps(manifest, indent=2))
@@ -128,15 +136,19 @@ class RunDir:
         samples, good_bytes = [], 0
         for number, line in enumerate(lines, start=1):
             if line.strip():
-                try:
-                    samples.append(json.loads(line))
-                except json.JSONDecodeError as error:
+                try:  # bytes: a kill can also cut a multi-byte UTF-8 character in half
+                    sample = json.loads(line)
+                except ValueError as error:
                     if any(rest.strip() for rest in lines[number:]):
                         raise RunError(
-                            f"{path}:{number}: corrupt sample line ({error.msg}). Fix: delete "
-                            "that line (the others are intact), or the file to rescore the task."
+                            f"{path}:{number}: corrupt line ({error}); only a torn last line "
+                            "is tolerated. Fix: delete that line (the others are intact), or "
+                            "the file to rescore the task."
                         ) from error
                     break  # a torn last line: the run was killed while writing it
+                if not isinstance(sample, dict) or "doc_id" not in sample:
+                    raise RunError(f"{path}:{number}: not a sample record (no doc_id).")
+                samples.append(sample)
             good_bytes += len(line) + 1
         if repair:
             kept = raw[: min(good_bytes, len(raw))]
@@ -164,15 +176,27 @@ class RunDir:
         _write_atomic(self.results_path, results.model_dump_json(indent=2))
 
     def results(self) -> Results:
-        if not self.results_path.is_file():
+        fix = (
+            "The run may not have finished: run the same suite again (finished samples and "
+            "cached answers are kept), then render the report."
+        )
+        data = _read_json(self.results_path, f"the run has no results yet. {fix}")
+        version = data.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
             raise RunError(
-                f"{self.results_path} is missing: the run has not finished. Fix: run the same "
-                "`rlhf-eval run` command again; it resumes where it stopped."
+                f"{self.results_path} has schema_version {version}, newer than this rlhf-eval "
+                f"understands ({SCHEMA_VERSION}): upgrade rlhf-eval to read it."
             )
         try:
-            return Results.model_validate_json(self.results_path.read_text())
-        except ValueError as error:
-            raise RunError(f"{self.results_path} is not a valid results file ({error}).") from error
+            return Results.model_validate(data)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                for e in error.errors()[:5]
+            )
+            raise RunError(
+                f"{self.results_path} does not match the results schema ({problems}). {fix}"
+            ) from error
 
 
 class ResponseCache:
@@ -247,11 +271,17 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in samples.jsonl")
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, missing: str) -> dict:
+    """A JSON object from a run file; RunError names the file and what is wrong."""
+    if not path.is_file():
+        raise RunError(f"{path} not found: {missing}")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise RunError(f"{path} is unreadable or not JSON ({error}).") from error
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunError(f"{path} is not valid JSON ({error}).") from error
+    if not isinstance(data, dict):
+        raise RunError(f"{path} must hold a JSON object, found {type(data).__name__}.")
+    return data
 
 
 def _write_atomic(path: Path, text: str) -> None:

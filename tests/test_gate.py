@@ -25,20 +25,45 @@ def make_run(folder: Path, name: str, scores: list[float], model: str = "m") -> 
     (path / "samples" / model).mkdir(parents=True)
     with (path / "samples" / model / "qa.jsonl").open("w") as handle:
         for i, score in enumerate(scores):
-            handle.write(json.dumps({"doc_id": f"d{i}", "prompt": "p", "target": 1,
-                                     "prediction": 1, "metrics": {"acc": score},
-                                     "details": {}, "cluster": None, "error": None}) + "\n")
-    (path / "manifest.json").write_text(json.dumps({
-        "run_name": name, "suite_name": name, "seed": 0,
-        "stats": {"confidence": 0.95, "bootstrap_iterations": 2000},
-        "gates": [{"metric": "acc", "max_drop": 0.05}],
-    }))
-    estimate = EstimateRecord(point=float(np.mean(scores)), lo=0.0, hi=1.0, n=len(scores),
-                              method="wilson")
-    results = Results(run_name=name, suite_name=name, created="now",
-                      models=[ModelEntry(name=model, role="policy", identity="x")],
-                      tasks=[], metrics=[MetricResult(model=model, task="qa", metric="acc",
-                                                      kind="proportion", estimate=estimate)])
+            handle.write(
+                json.dumps(
+                    {
+                        "doc_id": f"d{i}",
+                        "prompt": "p",
+                        "target": 1,
+                        "prediction": 1,
+                        "metrics": {"acc": score},
+                        "details": {},
+                        "cluster": None,
+                        "error": None,
+                    }
+                )
+                + "\n"
+            )
+    (path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "run_name": name,
+                "suite_name": name,
+                "seed": 0,
+                "stats": {"confidence": 0.95, "bootstrap_iterations": 2000},
+                "gates": [{"metric": "acc", "max_drop": 0.05}],
+            }
+        )
+    )
+    estimate = EstimateRecord(
+        point=float(np.mean(scores)), lo=0.0, hi=1.0, n=len(scores), method="wilson"
+    )
+    results = Results(
+        run_name=name,
+        suite_name=name,
+        created="now",
+        models=[ModelEntry(name=model, role="policy", identity="x")],
+        tasks=[],
+        metrics=[
+            MetricResult(model=model, task="qa", metric="acc", kind="proportion", estimate=estimate)
+        ],
+    )
     (path / "results.json").write_text(results.model_dump_json())
     return path
 
@@ -99,7 +124,7 @@ def test_bad_margins_exit_2(tmp_path, margin, capsys):
 
 def test_unusable_runs_exit_2(tmp_path, capsys):
     assert main(["gate", str(tmp_path / "nothing")]) == 2
-    assert "not a run directory" in capsys.readouterr().err
+    assert "nothing does not exist" in capsys.readouterr().err
     a = make_run(tmp_path, "a", BASE)
     (a / "results.json").unlink()
     assert main(["compare", str(a), str(a)]) == 2

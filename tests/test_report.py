@@ -13,7 +13,6 @@ import pytest
 import rlhf_eval.report
 from rlhf_eval.errors import RunError
 from rlhf_eval.report import render_report
-from rlhf_eval.report.loading import iter_samples
 from rlhf_eval.report.markdown import render_markdown, verdict
 from rlhf_eval.report.plots import delta_forest, metric_bars
 from rlhf_eval.results import (
@@ -24,6 +23,7 @@ from rlhf_eval.results import (
     Results,
     TaskEntry,
 )
+from rlhf_eval.store import RunDir
 from rlhf_eval.tasks.base import Sample
 
 SCRIPT_ATTACK = "</script><script>alert(1)</script>"
@@ -213,7 +213,7 @@ def test_untrusted_model_text_is_escaped_everywhere(run_dir: Path):
 def test_truncated_last_line_is_skipped(run_dir: Path):
     path = run_dir / "samples" / "sft" / "qa.jsonl"
     write_samples(path, [sample("q1"), sample("q2")], tail='{"doc_id": "q3", "prom')
-    assert [s.doc_id for s in iter_samples(path)] == ["q1", "q2"]
+    assert [s["doc_id"] for s in RunDir(run_dir).read_samples("sft", "qa")] == ["q1", "q2"]
     html = render_report(run_dir)[1].read_text()
     assert "A truncated last line (an interrupted run) was skipped." in html
 
@@ -223,14 +223,14 @@ def test_corrupt_middle_line_raises(run_dir: Path):
     good = json.dumps(dataclasses.asdict(sample("q1")))
     path.write_text(f'{good}\n{{"doc_id": "q2", "pro\n{good}\n')
     with pytest.raises(RunError, match=r"qa\.jsonl:2: corrupt line"):
-        list(iter_samples(path))
+        RunDir(run_dir).read_samples("sft", "qa")
     with pytest.raises(RunError, match=r"qa\.jsonl:2"):
         render_report(run_dir)
 
 
 def test_missing_results_raises_run_error(run_dir: Path):
     (run_dir / "results.json").unlink()
-    with pytest.raises(RunError, match=r"results\.json not found.*re-run the suite"):
+    with pytest.raises(RunError, match=r"results\.json not found.*run the same suite again"):
         render_report(run_dir)
     assert not (run_dir / "report.md").exists()
 

@@ -73,8 +73,9 @@ def test_bad_option_value(tmp_path, tiny_model_dir):
 
 
 def test_missing_model_path(tmp_path, tiny_model_dir):
-    body = GOOD.format(model=tiny_model_dir).replace(f"path: {tiny_model_dir}\n    role",
-                                                     "path: no/such/model\n    role")
+    body = GOOD.format(model=tiny_model_dir).replace(
+        f"path: {tiny_model_dir}\n    role", "path: no/such/model\n    role"
+    )
     message = _error(tmp_path, body)
     assert "suite.yaml:4" in message and "models[0].path" in message
     assert "does not exist" in message
@@ -93,8 +94,10 @@ def test_unknown_alias(tmp_path):
 def test_duplicates_and_two_baselines(tmp_path, tiny_model_dir):
     body = GOOD.format(model=tiny_model_dir).replace("name: ppo", "name: sft")
     assert "duplicate model name sft" in _error(tmp_path, body)
-    body = GOOD.format(model=tiny_model_dir).replace("path: {m}\ntasks".format(m=tiny_model_dir),
-                                                     f"path: {tiny_model_dir}\n    role: baseline\ntasks")
+    body = GOOD.format(model=tiny_model_dir).replace(
+        f"path: {tiny_model_dir}\ntasks",
+        f"path: {tiny_model_dir}\n    role: baseline\ntasks",
+    )
     assert "at most one model" in _error(tmp_path, body)
 
 
