@@ -128,7 +128,7 @@ def test_unusable_runs_exit_2(tmp_path, capsys):
     a = make_run(tmp_path, "a", BASE)
     (a / "results.json").unlink()
     assert main(["compare", str(a), str(a)]) == 2
-    assert "has not finished" in capsys.readouterr().err
+    assert "results.json not found" in capsys.readouterr().err
     b = make_run(tmp_path, "b", BASE)
     assert main(["gate", str(b)]) == 2  # no baseline model inside the run
     assert "--baseline" in capsys.readouterr().err
