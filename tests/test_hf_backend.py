@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest
-from rlhf_eval.models.hf import HFBackend, _Row
+from rlhf_eval.models.hf import HFBackend
+from rlhf_eval.models.packing import Pack, ScoringRow
 
 PRIMER = "Q: What is human life expectancy in the United States?\nA: 78 years.\n\n"
 REQUESTS = [
@@ -98,10 +99,10 @@ def test_greedy_flag_marks_exactly_the_argmax_continuation(backend):
     with torch.no_grad():
         logits = backend.model(torch.tensor([context])).logits[0, -1]
     best, second = logits.topk(2).indices.tolist()
-    greedy = _Row(0, context, (best,))
-    other = _Row(1, context, (second,))
+    greedy = ScoringRow(0, context, (best,))
+    other = ScoringRow(1, context, (second,))
     with torch.inference_mode():
-        results = backend._score([greedy, other], (), None)
+        results = [r for _, r in backend._score([Pack(context, [greedy, other])], 0, None)]
     assert [r.is_greedy for r in results] == [True, False]
     expected = F.log_softmax(logits.float(), dim=-1)[[best, second]].tolist()
     assert [r.logprob for r in results] == pytest.approx(expected, abs=1e-5)
@@ -122,5 +123,7 @@ def test_generation_is_batched_stops_and_is_deterministic(backend):
 
 
 def test_sampling_returns_n_texts(backend):
-    (result,) = backend.generate([GenerationRequest("Why?", max_new_tokens=5, temperature=1.0, n=3)])
+    (result,) = backend.generate(
+        [GenerationRequest("Why?", max_new_tokens=5, temperature=1.0, n=3)]
+    )
     assert len(result.texts) == 3 and len(result.n_tokens) == 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,27 +17,15 @@ from rlhf_eval.models.base import (
     LoglikelihoodRequest,
 )
 from rlhf_eval.models.identity import weights_fingerprint
+from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # A group of requests shares its key/value cache only when the common prefix is this long;
 # shorter prefixes cost more in cache copies than they save.
 MIN_SHARED_PREFIX = 16
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One tokenised request: the model input and how many of its last positions to score."""
-
-    index: int
-    tokens: tuple[int, ...]
-    """Model input: (context + continuation)[:-1], left-truncated to the model's window."""
-    targets: tuple[int, ...]
-    """The continuation tokens, predicted by the last len(targets) input positions."""
-
-    @property
-    def first_scored(self) -> int:
-        return len(self.tokens) - len(self.targets)
+# Longest packed sequence (a context and the continuations that share it).
+MAX_PACK_TOKENS = 1024
 
 
 class HFBackend:
@@ -130,14 +117,14 @@ class HFBackend:
         context_tokens = self._encode(context)
         return context_tokens, whole[len(context_tokens) :]
 
-    def _row(self, index: int, request: LoglikelihoodRequest) -> _Row:
+    def _row(self, index: int, request: LoglikelihoodRequest) -> ScoringRow:
         context, continuation = self._encode_pair(request.context, request.continuation)
         if not continuation:
             raise ValueError(
                 f"request {index}: the continuation {request.continuation!r} encodes to no tokens"
             )
         full = (context + continuation)[-(self.max_length + 1) :]
-        return _Row(index, tuple(full[:-1]), tuple(continuation[-self.max_length :]))
+        return ScoringRow(index, tuple(full[:-1]), tuple(continuation[-self.max_length :]))
 
     # ---- log-likelihoods ------------------------------------------------------------------
 
@@ -147,12 +134,15 @@ class HFBackend:
         results: list[Loglikelihood | None] = [None] * len(rows)
         for prefix, group in self._prefix_groups(rows):
             cache = self._prefix_cache(prefix)
-            for batch in self._batches(group, len(prefix)):
-                for row, result in zip(batch, self._score(batch, prefix, cache), strict=True):
+            packs = build_packs(group, len(prefix), MAX_PACK_TOKENS, self.share_prefix)
+            for batch in self._batches(packs):
+                for row, result in self._score(batch, len(prefix), cache):
                     results[row.index] = result
         return results  # type: ignore[return-value]
 
-    def _prefix_groups(self, rows: list[_Row]) -> Iterator[tuple[tuple[int, ...], list[_Row]]]:
+    def _prefix_groups(
+        self, rows: list[ScoringRow]
+    ) -> Iterator[tuple[tuple[int, ...], list[ScoringRow]]]:
         """Split rows into runs that share a long token prefix (lexicographic order).
 
         A prefix never reaches a row's first scored position, so its logits are not needed and
@@ -162,7 +152,7 @@ class HFBackend:
         if not self.share_prefix:
             yield (), ordered
             return
-        group: list[_Row] = []
+        group: list[ScoringRow] = []
         common = 0
         for row in ordered:
             if group:
@@ -184,37 +174,33 @@ class HFBackend:
         output = self.model(input_ids=ids, use_cache=True)
         return getattr(output, self._cache_argument)
 
-    def _batches(self, rows: list[_Row], prefix_length: int) -> Iterator[list[_Row]]:
-        # Longest suffix first: the first batch is the largest, so memory trouble shows early.
-        ordered = sorted(rows, key=lambda r: len(r.tokens), reverse=True)
+    def _batches(self, packs: list[Pack]) -> Iterator[list[Pack]]:
+        # Longest first: the first batch is the largest, so memory trouble shows early.
+        ordered = sorted(packs, key=lambda p: p.length, reverse=True)
         for start in range(0, len(ordered), self.batch_size):
             yield ordered[start : start + self.batch_size]
 
-    def _score(self, batch: list[_Row], prefix: tuple[int, ...], cache) -> list[Loglikelihood]:
-        offset = len(prefix)
-        width = max(len(r.tokens) for r in batch) - offset
+    def _score(
+        self, packs: list[Pack], prefix_length: int, cache
+    ) -> Iterator[tuple[ScoringRow, Loglikelihood]]:
         pad = self.tokenizer.pad_token_id or 0
-        # Right padding needs no attention mask: a causal model's real tokens never see the
-        # pads that come after them, so padded rows score exactly as unpadded ones.
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        for i, row in enumerate(batch):
-            suffix = row.tokens[offset:]
-            ids[i, : len(suffix)] = torch.tensor(suffix)
+        batch = pack_batch(packs, prefix_length, pad, self.model.dtype)
         kwargs = {}
         if cache is not None:
-            kwargs[self._cache_argument] = _expand_cache(cache, len(batch))
-            kwargs["position_ids"] = torch.arange(offset, offset + width).expand(len(batch), -1)
-        logits = self.model(input_ids=ids.to(self.device), use_cache=False, **kwargs).logits
-        results = []
-        for i, row in enumerate(batch):
-            start = row.first_scored - offset
-            picked = logits[i, start : start + len(row.targets)].float()
-            logprobs = F.log_softmax(picked, dim=-1)
+            kwargs[self._cache_argument] = _expand_cache(cache, len(packs))
+        logits = self.model(
+            input_ids=batch.input_ids.to(self.device),
+            position_ids=batch.position_ids.to(self.device),
+            attention_mask=batch.attention_mask.to(self.device),
+            use_cache=False,
+            **kwargs,
+        ).logits
+        for row, b, positions in batch.picks:
+            logprobs = F.log_softmax(logits[b, positions].float(), dim=-1)
             targets = torch.tensor(row.targets, device=logprobs.device)
             chosen = logprobs.gather(1, targets[:, None]).squeeze(1)
             greedy = bool((logprobs.argmax(dim=-1) == targets).all())
-            results.append(Loglikelihood(float(chosen.sum()), len(row.targets), greedy))
-        return results
+            yield row, Loglikelihood(float(chosen.sum()), len(row.targets), greedy)
 
     # ---- generation -------------------------------------------------------------------------
 
@@ -295,7 +281,7 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
-def _shared_prefix(group: list[_Row], common: int) -> tuple[int, ...]:
+def _shared_prefix(group: list[ScoringRow], common: int) -> tuple[int, ...]:
     # A lone row gains nothing from a cache of its own prefix.
     return group[0].tokens[:common] if len(group) > 1 else ()
 
