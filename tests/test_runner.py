@@ -54,22 +54,29 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     run = RunDir.open(tmp_path / "runs" / "e2e")
     results = run.results()
     assert {(m.model, m.metric) for m in results.metrics} == {
-        (model, metric) for model in ("sft", "ppo")
+        (model, metric)
+        for model in ("sft", "ppo")
         for metric in ("truthfulqa_mc1", "truthfulqa_mc2")
     }
     for metric in results.metrics:
         e = metric.estimate
         assert e.n == len(MC_ROWS) and e.lo <= e.point <= e.hi and metric.n_failed == 0
-        assert e.method == ("wilson" if metric.metric == "truthfulqa_mc1"
-                            else "percentile bootstrap (10000 resamples)")
+        assert e.method == (
+            "wilson"
+            if metric.metric == "truthfulqa_mc1"
+            else "percentile bootstrap (10000 resamples)"
+        )
     assert [(c.candidate, c.baseline) for c in results.comparisons] == [("ppo", "sft")] * 2
     samples = run.read_samples("ppo", "truthfulqa_mc")
     assert len(samples) == len(MC_ROWS)
     assert set(samples[0]) >= {"doc_id", "prompt", "prediction", "metrics", "details"}
     # The stored per-sample metric reproduces the aggregate exactly.
     mc2 = [s["metrics"]["truthfulqa_mc2"] for s in samples]
-    point = next(m.estimate.point for m in results.metrics
-                 if m.model == "ppo" and m.metric == "truthfulqa_mc2")
+    point = next(
+        m.estimate.point
+        for m in results.metrics
+        if m.model == "ppo" and m.metric == "truthfulqa_mc2"
+    )
     assert point == pytest.approx(sum(mc2) / len(mc2), abs=1e-12)
     manifest = run.manifest()
     assert manifest["models"][0]["identity"].startswith("hf:sha256-")
@@ -84,11 +91,13 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     assert len(run.read_samples("sft", "truthfulqa_mc")) == len(MC_ROWS)
     # The gate inside the run (ppo vs sft) passes with a margin of 1.0.
     assert main(["gate", str(run.path)]) == 0
+    # Reports re-render from the stored files alone.
+    assert main(["report", str(run.path), "--out", str(tmp_path / "again")]) == 0
+    assert "truthfulqa_mc2" in (tmp_path / "again" / "report.md").read_text()
 
 
 def test_resume_after_sigkill_redoes_nothing(tmp_path, tiny_model_dir):
-    rows = [dict(MC_ROWS[0], question=f"Is the Great Wall visible, case {i}?")
-            for i in range(3000)]
+    rows = [dict(MC_ROWS[0], question=f"Is the Great Wall visible, case {i}?") for i in range(3000)]
     body = SUITE.replace("  - name: ppo\n    path: {ppo}\n    batch_size: 8\n", "")
     suite = make_suite(tmp_path, tiny_model_dir, tiny_model_dir, rows=rows, body=body)
     samples_file = tmp_path / "runs/e2e/samples/sft/truthfulqa_mc.jsonl"
@@ -102,8 +111,11 @@ def test_resume_after_sigkill_redoes_nothing(tmp_path, tiny_model_dir):
     assert process.poll() is None, "the run ended before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    written = [json.loads(line) for line in samples_file.read_text().splitlines()
-               if line.strip().endswith("}")]
+    written = [
+        json.loads(line)
+        for line in samples_file.read_text().splitlines()
+        if line.strip().endswith("}")
+    ]
     assert 0 < len(written) < len(rows)
     cache = sqlite3.connect(tmp_path / "cache/responses.sqlite")
     cached_before = cache.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

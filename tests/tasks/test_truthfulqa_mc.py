@@ -74,8 +74,12 @@ def test_requests_cover_both_targets_once(tmp_path):
     task = _task(tmp_path, ROWS)
     (doc,) = task.documents()
     requests = task.requests(doc)
-    assert [r.continuation for r in requests] == [" No.", " Yes.", " Only at night.",
-                                                   " It is not visible."]
+    assert [r.continuation for r in requests] == [
+        " No.",
+        " Yes.",
+        " Only at night.",
+        " It is not visible.",
+    ]
     assert all(r.context == build_prompt(ROWS[0]["question"]) for r in requests)
 
 
@@ -98,15 +102,23 @@ def test_score_golden_sum_and_mean_token_rules(tmp_path):
     responses[1] = Loglikelihood(-2.5, 2, False)  # Yes. now -1.25 per token, sum -2.5
     sample = mean.score(mean.documents()[0], responses)
     assert sample.prediction == "No." and sample.metrics["truthfulqa_mc1"] == 1.0
-    assert sample.details["mc1"][0] == {"choice": "No.", "label": 1, "logprob": -2.0,
-                                        "n_tokens": 2, "is_greedy": False}
+    assert sample.details["mc1"][0] == {
+        "choice": "No.",
+        "label": 1,
+        "logprob": -2.0,
+        "n_tokens": 2,
+        "is_greedy": False,
+    }
 
 
 def test_hub_format_rows_and_limit(tmp_path):
     path = tmp_path / "rows.jsonl"
     rows = [
-        {"question": f"Q{i}?", "mc1_targets": {"choices": ["a", "b"], "labels": [1, 0]},
-         "mc2_targets": {"choices": ["a", "c", "b"], "labels": [1, 1, 0]}}
+        {
+            "question": f"Q{i}?",
+            "mc1_targets": {"choices": ["a", "b"], "labels": [1, 0]},
+            "mc2_targets": {"choices": ["a", "c", "b"], "labels": [1, 1, 0]},
+        }
         for i in range(5)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -125,10 +137,16 @@ def test_csv_format(tmp_path):
     )
     task = TruthfulQAMC(TruthfulQAMCOptions(data=str(path)), tmp_path)
     (doc,) = task.documents()
-    assert doc.data["mc1_targets"] == {"choices": ["No.", "Yes.", "Red makes them angry."],
-                                       "labels": [1, 0, 0]}
+    assert doc.data["mc1_targets"] == {
+        "choices": ["No.", "Yes.", "Red makes them angry."],
+        "labels": [1, 0, 0],
+    }
     assert doc.data["mc2_targets"]["choices"] == [
-        "No.", "Bulls are colour-blind to red.", "Yes.", "Red makes them angry."]
+        "No.",
+        "Bulls are colour-blind to red.",
+        "Yes.",
+        "Red makes them angry.",
+    ]
     assert doc.data["mc2_targets"]["labels"] == [1, 1, 0, 0]
 
 
@@ -145,10 +163,14 @@ def test_csv_missing_column_names_file_row_and_columns(tmp_path):
     [
         ({"mc1_targets": {"a": 1, "b": 0}, "mc2_targets": {"a": 1, "b": 0}}, "question"),
         ({"question": "Q?", "mc2_targets": {"a": 1, "b": 0}}, "mc1_targets"),
-        ({"question": "Q?", "mc1_targets": {"a": 1, "b": 1}, "mc2_targets": {"a": 1, "b": 0}},
-         "exactly one true"),
-        ({"question": "Q?", "mc1_targets": {"a": 1, "b": 0}, "mc2_targets": {"a": 0, "b": 0}},
-         "at least one true"),
+        (
+            {"question": "Q?", "mc1_targets": {"a": 1, "b": 1}, "mc2_targets": {"a": 1, "b": 0}},
+            "exactly one true",
+        ),
+        (
+            {"question": "Q?", "mc1_targets": {"a": 1, "b": 0}, "mc2_targets": {"a": 0, "b": 0}},
+            "at least one true",
+        ),
     ],
 )
 def test_malformed_records_are_named(tmp_path, row, message):
@@ -162,9 +184,19 @@ def test_missing_data_file(tmp_path):
         task.documents()
 
 
+def test_hub_data_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    task = TruthfulQAMC(TruthfulQAMCOptions(data="hub"), tmp_path)
+    with pytest.raises(DataError, match="cannot load the hub dataset truthfulqa/truthful_qa"):
+        task.documents()
+
+
 def test_real_mc_task_json(shared_data):
-    task = TruthfulQAMC(TruthfulQAMCOptions(data=str(shared_data / "truthfulqa/mc_task.json")),
-                        shared_data)
+    task = TruthfulQAMC(
+        TruthfulQAMCOptions(data=str(shared_data / "truthfulqa/mc_task.json")), shared_data
+    )
     docs = task.documents()
     assert len(docs) == 817
     # lm-eval sends 5,882 distinct (context, continuation) requests for MC1 + MC2.

@@ -1,0 +1,243 @@
+"""PPO and PPO-ptx on tiny models (issue 3, tests 9, 11, 13, 14 and PPO resume)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import WORDS, build_tokenizer, save_model, write_jsonl
+from transformers import AutoModelForCausalLM
+
+from rlhf_train.config import PPOConfig
+from rlhf_train.errors import TrainConfigError
+from rlhf_train.modeling import load_scalar_model, load_tokenizer, sequence_scores, token_scores
+from rlhf_train.ppo import build_value_model, train_ppo
+from rlhf_train.rewards import RewardModelScorer, generate
+from rlhf_train.tracking import read_metrics
+
+
+class WordScorer:
+    """Toy rule-based reward: the share of completion tokens that are the word "good"."""
+
+    def score(self, rollout, tokenizer):
+        target = tokenizer.convert_tokens_to_ids("good")
+        mask = rollout.completion_mask.float()
+        return ((rollout.completions == target).float() * mask).sum(1) / mask.sum(1)
+
+
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory):
+    rows = [{"prompt": f"say {a} {b}"} for a in WORDS[:8] for b in WORDS[8:12]]
+    return write_jsonl(tmp_path_factory.mktemp("prompts") / "prompts.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def reward_model_dir(tmp_path_factory, tiny_model_dir):
+    """A tiny 'trained' RM: the tiny LM with a scalar head and a stored bias."""
+    model = load_scalar_model(str(tiny_model_dir))
+    model.config.reward_bias = 0.25
+    directory = tmp_path_factory.mktemp("rm")
+    model.save_pretrained(directory)
+    load_tokenizer(str(tiny_model_dir)).save_pretrained(directory)
+    return directory
+
+
+def ppo_config(policy, prompts, output_dir, **overrides) -> PPOConfig:
+    raw = {
+        "policy": str(policy),
+        "prompts": {"path": str(prompts)},
+        "output_dir": str(output_dir),
+        "value_init": "policy",
+        "iterations": 2,
+        "rollout_batch_size": 8,
+        "minibatch_size": 4,
+        "micro_batch_size": 4,
+        "max_new_tokens": 5,
+        "max_length": 32,
+        "val_fraction": 0.25,
+        "progress_bar": False,
+        "policy_lr": 1e-3,
+        "value_lr": 1e-3,
+    }
+    raw.update(overrides)
+    return PPOConfig.model_validate(raw)
+
+
+def test_09_first_minibatch_has_ratio_one(tiny_model_dir, prompts_file, tmp_path):
+    out = train_ppo(ppo_config(tiny_model_dir, prompts_file, tmp_path / "ppo"), WordScorer())
+    for m in read_metrics(out):
+        if "first_ratio" in m:
+            assert m["first_ratio"] == pytest.approx(1.0, abs=1e-6)
+            assert m["first_clipfrac"] == 0.0
+            assert m["first_logprob_diff"] < 1e-5
+
+
+def test_11_value_model_starts_as_the_reward_model(
+    tiny_model_dir, reward_model_dir, prompts_file, tmp_path
+):
+    config = ppo_config(
+        tiny_model_dir,
+        prompts_file,
+        tmp_path / "ppo",
+        reward_model=str(reward_model_dir),
+        value_init="reward_model",
+    )
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    value = build_value_model(config, tokenizer, None).eval()
+    rm = load_scalar_model(str(reward_model_dir)).eval()
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rollout = generate(
+        policy,
+        tokenizer,
+        [tokenizer("say cat dog")["input_ids"], tokenizer("say a")["input_ids"]],
+        4,
+    )
+    with torch.no_grad():
+        values = token_scores(value, rollout.sequences, rollout.attention_mask)
+        scores = sequence_scores(rm, rollout.sequences, rollout.attention_mask)
+    last = rollout.attention_mask.shape[1] - 1 - rollout.attention_mask.flip(1).argmax(1)
+    final_values = values[torch.arange(2), last]
+    torch.testing.assert_close(final_values, scores)
+    assert float(scores.mean()) != 0.0  # the bias (0.25) is part of both
+
+
+def test_value_model_from_rm_with_other_tokenizer_is_refused(
+    tiny_model_dir, prompts_file, tmp_path
+):
+    other = tmp_path / "other_rm"
+    tok = build_tokenizer(extra_words=("zebra",))
+    save_model(other)
+    tok.save_pretrained(other)
+    config = ppo_config(
+        tiny_model_dir,
+        prompts_file,
+        tmp_path / "ppo",
+        reward_model=str(other),
+        value_init="reward_model",
+    )
+    with pytest.raises(TrainConfigError, match="value_init: policy"):
+        build_value_model(config, load_tokenizer(str(tiny_model_dir)), None)
+
+
+def test_rm_with_other_tokenizer_scores_retokenised_text(tiny_model_dir, tmp_path):
+    rm_dir = tmp_path / "rm"
+    rm_tok = build_tokenizer(pad_is_eos=True, extra_words=("zebra",))
+    save_model(rm_dir, pad_is_eos=True)
+    rm_tok.save_pretrained(rm_dir)
+    policy_tok = load_tokenizer(str(tiny_model_dir))
+    scorer = RewardModelScorer.load(str(rm_dir), policy_tok)
+    assert scorer.retokenize
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rollout = generate(policy, policy_tok, [policy_tok("say cat")["input_ids"]], 4, greedy=True)
+    prompt_text = "say cat"
+    completion = rollout.completions[0][rollout.completion_mask[0] > 0]
+    if rollout.ended[0]:
+        completion = completion[:-1]
+    text = policy_tok.decode(completion, skip_special_tokens=True)
+    expected = scorer.score_texts([prompt_text], [text], rollout.ended.tolist())
+    torch.testing.assert_close(scorer.score(rollout, policy_tok), expected)
+
+
+@pytest.mark.slow
+def test_13_ppo_raises_a_rule_based_reward_and_kl_penalty_limits_drift(
+    tiny_model_dir, prompts_file, tmp_path
+):
+    common = {
+        "iterations": 12,
+        "rollout_batch_size": 16,
+        "minibatch_size": 8,
+        "micro_batch_size": 8,
+        "ppo_epochs": 2,
+        "policy_lr": 1e-2,
+        "value_lr": 1e-2,
+        "missing_eos_penalty": None,
+        "max_new_tokens": 6,
+    }
+    free = train_ppo(
+        ppo_config(tiny_model_dir, prompts_file, tmp_path / "free", kl={"beta": 0.0}, **common),
+        WordScorer(),
+    )
+    held = train_ppo(
+        ppo_config(tiny_model_dir, prompts_file, tmp_path / "held", kl={"beta": 0.5}, **common),
+        WordScorer(),
+    )
+    free_curve = [m for m in read_metrics(free) if "score" in m]
+    held_curve = [m for m in read_metrics(held) if "score" in m]
+    first = sum(m["score"] for m in free_curve[:3]) / 3
+    last = sum(m["score"] for m in free_curve[-3:]) / 3
+    assert last > first + 0.2, (first, last)
+    kl_free = sum(m["kl"] for m in free_curve[-3:]) / 3
+    kl_held = sum(m["kl"] for m in held_curve[-3:]) / 3
+    assert kl_held < kl_free, (kl_held, kl_free)
+
+
+def test_14_reference_and_reward_model_stay_bit_identical(
+    tiny_model_dir, reward_model_dir, prompts_file, tmp_path, monkeypatch
+):
+    import rlhf_train.ppo as ppo
+
+    seen = {}
+    original = ppo.make_experience
+
+    def spy(accelerator, policy, reference, value_model, scorer, *args, **kwargs):
+        if "reference" not in seen:
+            seen["reference"] = (
+                reference,
+                {k: v.clone() for k, v in reference.state_dict().items()},
+            )
+            rm = scorer.model
+            seen["rm"] = (rm, {k: v.clone() for k, v in rm.state_dict().items()})
+        return original(accelerator, policy, reference, value_model, scorer, *args, **kwargs)
+
+    monkeypatch.setattr(ppo, "make_experience", spy)
+    config = ppo_config(
+        tiny_model_dir,
+        prompts_file,
+        tmp_path / "ppo",
+        reward_model=str(reward_model_dir),
+        value_init="reward_model",
+        pretrain={
+            "data": {"path": str(prompts_file), "text_field": "prompt"},
+            "coef": 0.5,
+            "batch_size": 4,
+        },
+    )
+    out = train_ppo(config)
+    for model, before in seen.values():
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    # The policy did move, and the output loads with plain transformers.
+    trained = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    reference = seen["reference"][1]
+    assert any(not torch.equal(trained[k], reference[k]) for k in reference)
+    assert all("ptx_loss" in m for m in read_metrics(out) if "pg_loss" in m)
+
+
+def test_15_ppo_resume_reproduces_the_uninterrupted_curve(tiny_model_dir, prompts_file, tmp_path):
+    extra = {
+        "iterations": 4,
+        "kl": {"beta": 0.1, "adaptive": True, "target": 0.5, "horizon": 100},
+        "ema_decay": 0.9,
+    }
+    full = train_ppo(
+        ppo_config(tiny_model_dir, prompts_file, tmp_path / "full", save_every=2, **extra),
+        WordScorer(),
+    )
+    resumed = train_ppo(
+        ppo_config(
+            tiny_model_dir,
+            prompts_file,
+            tmp_path / "resumed",
+            resume_from=str(full / "checkpoints" / "step-000002"),
+            **extra,
+        ),
+        WordScorer(),
+    )
+    curve = {m["step"]: m for m in read_metrics(full) if "pg_loss" in m}
+    resumed_curve = {m["step"]: m for m in read_metrics(resumed) if "pg_loss" in m}
+    assert sorted(resumed_curve) == [3, 4]
+    for step, m in resumed_curve.items():
+        for key in ("pg_loss", "vf_loss", "score", "kl", "beta"):
+            assert m[key] == curve[step][key], (step, key)
+    a = AutoModelForCausalLM.from_pretrained(full).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(resumed).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

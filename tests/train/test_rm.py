@@ -1,0 +1,166 @@
+"""The reward-model recipe and scoring (issue 3, tests 4 and 5, the bias, bad rankings)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from conftest import WORDS, build_tokenizer, write_jsonl
+from transformers import (
+    AutoModelForSequenceClassification,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+)
+
+from rlhf_train.config import RMConfig
+from rlhf_train.data import load_rankings
+from rlhf_train.errors import TrainDataError
+from rlhf_train.modeling import load_scalar_model, load_tokenizer, sequence_scores
+from rlhf_train.rm import train_rm
+from rlhf_train.tracking import read_metrics
+
+
+def tiny_scalar_model(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForSequenceClassification(config).eval()
+
+
+@pytest.mark.parametrize("pad_is_eos", [False, True])
+def test_04_rm_score_unchanged_by_left_or_right_padding(pad_is_eos):
+    tok = build_tokenizer(pad_is_eos=pad_is_eos)
+    model = tiny_scalar_model(tok)
+    ids = tok("question cat is good")["input_ids"] + [tok.eos_token_id]
+    plain = sequence_scores(model, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
+    pad = tok.pad_token_id
+    right = torch.tensor([ids + [pad] * 3])
+    left = torch.tensor([[pad] * 4 + ids])
+    right_mask = torch.tensor([[1] * len(ids) + [0] * 3])
+    left_mask = torch.tensor([[0] * 4 + [1] * len(ids)])
+    torch.testing.assert_close(sequence_scores(model, right, right_mask), plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sequence_scores(model, left, left_mask), plain, atol=1e-5, rtol=0)
+    # And inside a batch with a longer neighbour.
+    batch = torch.tensor([ids + [pad] * 2, ids + tok("and red")["input_ids"]])
+    mask = torch.tensor([[1] * len(ids) + [0] * 2, [1] * (len(ids) + 2)])
+    torch.testing.assert_close(sequence_scores(model, batch, mask)[:1], plain, atol=1e-5, rtol=0)
+
+
+def synthetic_rankings(path, n: int, seed: int, k_max: int = 4):
+    """Completions rank by how many times they say "good": separable by a bag of words."""
+    rng = random.Random(seed)
+    fillers = [w for w in WORDS if w not in ("good", "bad")]
+    rows = []
+    for _ in range(n):
+        k = rng.randint(2, k_max)
+        goods = rng.sample(range(4), k)
+        completions = []
+        for g in goods:
+            words = [rng.choice(fillers) for _ in range(3)] + ["good"] * g + ["bad"] * (3 - g)
+            rng.shuffle(words)
+            completions.append(" ".join(words))
+        ranks = sorted(set(goods), reverse=True)
+        rows.append(
+            {
+                "prompt": " ".join(rng.sample(fillers, 3)),
+                "completions": completions,
+                "ranks": [ranks.index(g) for g in goods],
+            }
+        )
+    return write_jsonl(path, rows)
+
+
+def test_05_tiny_rm_learns_a_separable_preference(tiny_model_dir, tmp_path):
+    train = synthetic_rankings(tmp_path / "train.jsonl", 240, seed=1)
+    held_out = synthetic_rankings(tmp_path / "val.jsonl", 60, seed=2)
+    config = RMConfig.model_validate(
+        {
+            "model": str(tiny_model_dir),
+            "data": {"path": str(train)},
+            "val_data": {"path": str(held_out)},
+            "output_dir": str(tmp_path / "rm"),
+            "optim": {"epochs": 1, "batch_size": 8, "micro_batch_size": 8, "lr": 3e-3},
+            "progress_bar": False,
+            "max_length": 32,
+        }
+    )
+    out = train_rm(config)
+    summary = json.loads((out / "rm_summary.json").read_text())
+    assert summary["val_accuracy"] > 0.9
+    assert read_metrics(out)[-1]["step"] == 30  # bounded: 240 prompts / 8 per step, 1 epoch
+
+
+def test_rm_bias_makes_demonstrations_average_zero(tiny_model_dir, tmp_path):
+    rankings = synthetic_rankings(tmp_path / "r.jsonl", 16, seed=3)
+    demos = write_jsonl(
+        tmp_path / "demos.jsonl",
+        [
+            {"prompt": "say", "completion": "good good cat"},
+            {"prompt": "say", "completion": "bad dog"},
+        ],
+    )
+    config = RMConfig.model_validate(
+        {
+            "model": str(tiny_model_dir),
+            "data": {"path": str(rankings)},
+            "val_fraction": 0.25,
+            "demonstrations": {"path": str(demos)},
+            "output_dir": str(tmp_path / "rm"),
+            "optim": {"batch_size": 4, "micro_batch_size": 2, "lr": 1e-3},
+            "progress_bar": False,
+            "max_length": 32,
+        }
+    )
+    out = train_rm(config)
+    model = AutoModelForSequenceClassification.from_pretrained(out)  # plain transformers loads it
+    assert model.config.reward_bias != 0.0
+    tok = load_tokenizer(str(out))
+    scalar = load_scalar_model(str(out)).eval()
+    rows = [
+        tok("say")["input_ids"] + tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        for c in ("good good cat", "bad dog")
+    ]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    with torch.no_grad():
+        scores = sequence_scores(scalar, ids, mask)
+    assert float(scores.mean()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_bad_rankings_are_rejected_with_the_line(tmp_path):
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"prompt": "p", "completions": ["a", "b"], "ranks": [0, 1]},
+            {"prompt": "p", "completions": ["a", "b", "c"], "ranks": [1, 1, 1]},
+        ],
+    )
+    with pytest.raises(TrainDataError, match=r"bad.jsonl:2: .*fewer than two distinct ranks"):
+        load_rankings(path)
+    path = write_jsonl(
+        tmp_path / "bad2.jsonl", [{"prompt": "p", "completions": ["a"], "ranks": [0, 1]}]
+    )
+    with pytest.raises(TrainDataError, match="one integer per completion"):
+        load_rankings(path)
+
+
+def test_hh_rlhf_pairs_become_k2_rankings(tmp_path):
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: and?\n\nAssistant: fine thanks"
+    rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: and?\n\nAssistant: go away"
+    (ranking,) = load_rankings(
+        write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
+    )
+    assert ranking.prompt.endswith("\n\nAssistant:")
+    assert ranking.completions == (" fine thanks", " go away")
+    assert ranking.ranks == (0, 1)
