@@ -7,6 +7,9 @@ both wall times and their ratio, and writes everything to --out as JSON.
 
     python benchmarks/lm_eval_parity.py --limit 20          # smoke test
     python benchmarks/lm_eval_parity.py                     # all 817 questions (~25 min here)
+
+Nothing else should run on the machine meanwhile: both timings are taken in this one process,
+but on 2 cores any other load slows torch's threads unevenly.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def write_lm_eval_tasks(data: Path, folder: Path) -> Path:
                 record[key] = {"choices": list(row[key]), "labels": list(row[key].values())}
             handle.write(json.dumps(record) + "\n")
     # lm-eval 0.4.13's process_results_mc2 (normalised mass on label-1 choices), inlined.
-    (folder / "parity_utils.py").write_text(textwrap.dedent("""
+    (folder / "parity_utils.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         def process_results_mc2(doc, results):
             ll = np.array([r[0] for r in results])
@@ -66,11 +70,15 @@ def write_lm_eval_tasks(data: Path, folder: Path) -> Path:
             probs = probs / np.sum(probs)
             labels = np.array(doc["mc2_targets"]["labels"])
             return {"acc": np.sum(probs[labels == 1])}
-    """))
+    """)
+    )
     for name, targets, extra in (
         ("parity_truthfulqa_mc1", "mc1_targets", ""),
-        ("parity_truthfulqa_mc2", "mc2_targets",
-         "process_results: !function parity_utils.process_results_mc2"),
+        (
+            "parity_truthfulqa_mc2",
+            "mc2_targets",
+            "process_results: !function parity_utils.process_results_mc2",
+        ),
     ):
         (folder / f"{name}.yaml").write_text(
             LM_EVAL_TASK.format(name=name, data=converted, targets=targets, extra=extra)
@@ -114,7 +122,8 @@ def run_rlhf_eval(data: Path, folder: Path, limit: int | None, batch_size: int) 
     from rlhf_eval.suite import load_suite
 
     suite = folder / "parity.yaml"
-    suite.write_text(textwrap.dedent(f"""\
+    suite.write_text(
+        textwrap.dedent(f"""\
         name: parity
         output_dir: {folder / "runs"}
         models:
@@ -125,7 +134,8 @@ def run_rlhf_eval(data: Path, folder: Path, limit: int | None, batch_size: int) 
           - name: truthfulqa_mc
             data: {data}
             {f"limit: {limit}" if limit else ""}
-    """))
+    """)
+    )
     started = time.perf_counter()
     run = run_suite(load_suite(suite), use_cache=False)
     seconds = time.perf_counter() - started
@@ -151,6 +161,12 @@ def main() -> None:
     parser.add_argument("--lm-eval-batch-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/lm_eval_parity.json"))
+    parser.add_argument(
+        "--save-choices",
+        type=Path,
+        default=None,
+        help="also write every per-choice log-likelihood of both tools here",
+    )
     args = parser.parse_args()
     from rlhf_eval.models.registry import resolve_alias
 
@@ -173,6 +189,17 @@ def main() -> None:
         "speedup": theirs["seconds"] / ours["seconds"],
     }
     args.out.write_text(json.dumps(report, indent=2))
+    if args.save_choices:
+        rows = [
+            {
+                "question": q,
+                "choice": c,
+                "rlhf_eval": ours["logprobs"].get((q, c)),
+                "lm_eval": theirs["logprobs"].get((q, c)),
+            }
+            for q, c in sorted(ours["logprobs"].keys() | theirs["logprobs"].keys())
+        ]
+        args.save_choices.write_text(json.dumps(rows))
     print(json.dumps(report, indent=2))
 
 
