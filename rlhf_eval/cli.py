@@ -112,20 +112,13 @@ def _report(args) -> int:
 
 def _compare(args) -> int:
     from rlhf_eval.gate import compare_runs
+    from rlhf_eval.report.markdown import COMPARISON_COLUMNS, comparison_rows, markdown_table
     from rlhf_eval.store import RunDir
 
     comparisons = compare_runs(
         RunDir.open(args.candidate), RunDir.open(args.baseline), args.model, args.baseline_model
     )
-    print("| task/metric | candidate | baseline | difference (95% CI) | n | method |")
-    print("|---|---|---|---|---|---|")
-    for c in comparisons:
-        d = c.delta
-        print(
-            f"| {c.task}/{c.metric} | {c.candidate} {_num(c.candidate_point)} | {c.baseline} "
-            f"{_num(c.baseline_point)} | {_num(d.point)} [{_num(d.lo)}, {_num(d.hi)}] | {d.n} "
-            f"| {d.method} |"
-        )
+    print(markdown_table(COMPARISON_COLUMNS, comparison_rows(comparisons)))
     return EXIT_OK
 
 
@@ -187,21 +180,9 @@ def _tasks(args) -> int:
 
 
 def _summary(results) -> str:
-    lines = [
-        "| model | task/metric | value | 95% CI | n | failed | method |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in results.metrics:
-        e = m.estimate
-        lines.append(
-            f"| {m.model} | {m.task}/{m.metric} | {_num(e.point)} | "
-            f"[{_num(e.lo)}, {_num(e.hi)}] | {e.n} | {m.n_failed} | {e.method} |"
-        )
-    return "\n".join(lines)
+    from rlhf_eval.report.markdown import RESULT_COLUMNS, markdown_table, result_rows
 
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return markdown_table(RESULT_COLUMNS, result_rows(results))
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ def test_compare_prints_a_table(tmp_path, capsys):
     a, b = make_run(tmp_path, "a", BASE), make_run(tmp_path, "b", BASE)
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert "| qa/acc | m (a)" in out and "paired percentile bootstrap (2000 resamples)" in out
+    assert "| qa | acc | m (a) - m (b) |" in out
+    assert "paired percentile bootstrap (2000 resamples)" in out
 
 
 def test_tasks_lists_options(capsys):

@@ -19,6 +19,7 @@ from rlhf_eval.report.markdown import (
     model_rows,
     package_versions,
     result_rows,
+    task_order,
     wall_rows,
 )
 from rlhf_eval.report.plots import delta_forest, metric_bars
@@ -87,7 +88,7 @@ def render_html(
     """The HTML report; `sample_tables` hold at most `cap` samples per (model, task)."""
     template = _environment().get_template("report.html.j2")
     results_table = result_rows(results)
-    comparisons = comparison_rows(results)
+    comparisons = comparison_rows(results.comparisons, task_order(results)[0])
     for row in comparisons:
         row["_class"] = VERDICT_CLASSES.get(row["verdict"], "")
     plots = [

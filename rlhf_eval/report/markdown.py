@@ -58,7 +58,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s ({whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d})"
 
 
-def _order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
+def task_order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
     """Positions of tasks and models as the suite listed them, for stable table order."""
     tasks = {t.id: i for i, t in enumerate(results.tasks)}
     models = {m.name: i for i, m in enumerate(results.models)}
@@ -67,7 +67,7 @@ def _order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
 
 def result_rows(results: Results) -> list[Row]:
     """One row per (task, metric, model), suite order."""
-    tasks, models = _order(results)
+    tasks, models = task_order(results)
     metrics = sorted(
         results.metrics,
         key=lambda m: (tasks.get(m.task, len(tasks)), m.task, m.metric, models.get(m.model, 0)),
@@ -87,11 +87,13 @@ def result_rows(results: Results) -> list[Row]:
     ]
 
 
-def comparison_rows(results: Results) -> list[Row]:
-    """One row per paired comparison, with its verdict."""
-    tasks, _ = _order(results)
+def comparison_rows(
+    comparisons: list[ComparisonResult], tasks: dict[str, int] | None = None
+) -> list[Row]:
+    """One row per paired comparison, with its verdict, in suite task order when given."""
+    tasks = tasks or {}
     comparisons = sorted(
-        results.comparisons, key=lambda c: (tasks.get(c.task, len(tasks)), c.task, c.metric)
+        comparisons, key=lambda c: (tasks.get(c.task, len(tasks)), c.task, c.metric)
     )
     return [
         {
@@ -184,7 +186,7 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     rows = result_rows(results)
     out.append(markdown_table(RESULT_COLUMNS, rows) if rows else "_No metrics were recorded._")
     out += ["", "## Comparisons (candidate - baseline, paired)", ""]
-    rows = comparison_rows(results)
+    rows = comparison_rows(results.comparisons, task_order(results)[0])
     out.append(
         markdown_table(COMPARISON_COLUMNS, rows) if rows else "_No comparisons were recorded._"
     )
