@@ -17,7 +17,7 @@ from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest, Model
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
-from rlhf_eval.suite import LoadedSuite
+from rlhf_eval.suite import GenerationDefaults, LoadedSuite, ModelSpec
 from rlhf_eval.tasks.base import Document, Sample, Task, registered_tasks
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
@@ -76,7 +76,7 @@ def run_suite(
                     backend,
                     cache,
                     run,
-                    spec.name,
+                    spec,
                     task_id,
                     lambda n, bar=bar: progress.advance(bar, n),
                     count,
@@ -117,7 +117,7 @@ def _evaluate(
     backend: ModelBackend,
     cache: ResponseCache,
     run: RunDir,
-    model: str,
+    spec: ModelSpec,
     task_id: str,
     advance,
     count: dict[str, int],
@@ -125,20 +125,34 @@ def _evaluate(
     for start in range(0, len(docs), CHUNK_DOCUMENTS):
         chunk = docs[start : start + CHUNK_DOCUMENTS]
         requests = [task.requests(doc) for doc in chunk]
-        responses = _answer([r for rs in requests for r in rs], backend, cache, count)
+        responses = _answer(
+            [r for rs in requests for r in rs], backend, cache, count, spec.generation
+        )
         samples, offset = [], 0
         for doc, doc_requests in zip(chunk, requests, strict=True):
             answered = responses[offset : offset + len(doc_requests)]
             offset += len(doc_requests)
             samples.append(_score(task, doc, answered))
-        run.append_samples(model, task_id, samples)
+        run.append_samples(spec.name, task_id, samples)
         advance(len(chunk))
 
 
 def _answer(
-    requests: list, backend: ModelBackend, cache: ResponseCache, count: dict[str, int]
+    requests: list,
+    backend: ModelBackend,
+    cache: ResponseCache,
+    count: dict[str, int],
+    defaults: GenerationDefaults,
 ) -> list:
     """Responses in request order: cached ones looked up, the rest computed once each."""
+    # The model's generation defaults fill what a task left unset, before the cache key is
+    # taken, so a changed default never serves a stale answer.
+    requests = [
+        r.with_defaults(defaults.max_new_tokens, defaults.temperature, tuple(defaults.stop))
+        if isinstance(r, GenerationRequest)
+        else r
+        for r in requests
+    ]
     keys = [ResponseCache.key(backend.identity, r) for r in requests]
     known = cache.get_many(list(dict.fromkeys(keys)))
     missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}

@@ -15,9 +15,10 @@ import pytest
 
 from rlhf_eval.cli import main
 from rlhf_eval.errors import CacheError, RunError
-from rlhf_eval.runner import run_suite
-from rlhf_eval.store import RunDir
-from rlhf_eval.suite import load_suite
+from rlhf_eval.models.base import Generation, GenerationRequest
+from rlhf_eval.runner import _answer, run_suite
+from rlhf_eval.store import ResponseCache, RunDir
+from rlhf_eval.suite import GenerationDefaults, load_suite
 from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC
 from tests.conftest import MC_ROWS, write_suite
 
@@ -184,3 +185,34 @@ def test_changed_suite_needs_a_new_name_or_overwrite(tmp_path, tiny_model_dir, c
     manifest = RunDir.open(tmp_path / "runs/second").manifest()
     assert manifest["requests"]["sft"] == {"computed": 0, "cached": 48}  # all from the cache
     assert main(["run", str(suite), "--no-progress", "--overwrite"]) == 0
+
+
+class RecordingBackend:
+    """Answers generation requests with their own settings, so a test can see them."""
+
+    name = "recorder"
+    identity = "recorder"
+
+    def __init__(self):
+        self.seen = []
+
+    def generate(self, requests):
+        self.seen.extend(requests)
+        return [
+            Generation((f"{r.max_new_tokens}/{r.temperature}/{r.stop}",), (1,)) for r in requests
+        ]
+
+
+def test_model_generation_defaults_fill_unset_fields(tmp_path):
+    backend = RecordingBackend()
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    count = {"computed": 0, "cached": 0}
+    defaults = GenerationDefaults(max_new_tokens=7, temperature=0.5, stop=["\n"])
+    requests = [GenerationRequest("hi"), GenerationRequest("yo", max_new_tokens=3, stop=())]
+    answers = _answer(requests, backend, cache, count, defaults)
+    assert [a.texts[0] for a in answers] == ["7/0.5/('\\n',)", "3/0.5/()"]
+    # Other defaults are other requests: nothing stale comes back from the cache.
+    other = GenerationDefaults(max_new_tokens=9)
+    assert _answer(requests[:1], backend, cache, count, other)[0].texts[0] == "9/0.0/()"
+    assert _answer(requests[:1], backend, cache, count, defaults)[0].texts[0] == "7/0.5/('\\n',)"
+    assert count == {"computed": 3, "cached": 1}

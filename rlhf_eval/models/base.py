@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 
@@ -25,12 +25,26 @@ class Loglikelihood:
 
 @dataclass(frozen=True)
 class GenerationRequest:
+    """Generate from `prompt`; a field left None takes the model's generation defaults."""
+
     prompt: str
-    max_new_tokens: int = 256
-    stop: tuple[str, ...] = ()
-    temperature: float = 0.0
+    max_new_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    temperature: float | None = None
     n: int = 1
     seed: int = 0
+
+    def with_defaults(
+        self, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()
+    ) -> GenerationRequest:
+        return replace(
+            self,
+            max_new_tokens=self.max_new_tokens
+            if self.max_new_tokens is not None
+            else max_new_tokens,
+            temperature=self.temperature if self.temperature is not None else temperature,
+            stop=self.stop if self.stop is not None else tuple(stop),
+        )
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ class HFBackend:
     @torch.inference_mode()
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
+        requests = [r.with_defaults() for r in requests]  # whatever the caller left unset
         prompts = [self.format_prompt(r.prompt) for r in requests]
         lengths = [len(self._encode(p)) for p in prompts]
         # Same settings and similar lengths share a batch; left padding keeps the new tokens
