@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,15 +14,35 @@ from rlhf_eval.suite import LoadedSuite, StatsSettings
 from rlhf_eval.tasks.base import MetricSpec, Task
 
 
+def _valid(sample: dict, metric: str) -> bool:
+    value = (sample.get("metrics") or {}).get(metric)
+    return sample.get("error") is None and value is not None and not math.isnan(value)
+
+
 def metric_values(samples: list[dict], metric: str) -> tuple[dict[str, float], dict[str, str]]:
     """Valid values by doc id, and each doc's cluster; errored or missing values are left out."""
     values, clusters = {}, {}
     for sample in samples:
-        value = (sample.get("metrics") or {}).get(metric)
-        if sample.get("error") is None and value is not None and not math.isnan(value):
-            values[sample["doc_id"]] = float(value)
+        if _valid(sample, metric):
+            values[sample["doc_id"]] = float(sample["metrics"][metric])
             clusters[sample["doc_id"]] = sample.get("cluster") or sample["doc_id"]
     return values, clusters
+
+
+def valid_samples(samples: list[dict], metric: str) -> dict[str, dict]:
+    """The samples that have a valid value for `metric`, by doc id, in file order."""
+    return {s["doc_id"]: s for s in samples if _valid(s, metric)}
+
+
+def count_failed(samples: list[dict], metric: str) -> int:
+    """Samples whose scoring errored or gave NaN. None without an error means the metric does not
+    apply to the item (SQuAD's HasAns F1 on an unanswerable question): not a failure."""
+    failed = 0
+    for sample in samples:
+        value = (sample.get("metrics") or {}).get(metric)
+        if sample.get("error") is not None or (value is not None and math.isnan(value)):
+            failed += 1
+    return failed
 
 
 def estimate_metric(
@@ -43,6 +64,65 @@ def estimate_metric(
     )
 
 
+def corpus_table(spec: MetricSpec, samples: list[dict]) -> np.ndarray:
+    """Each sample's sufficient statistics for a corpus metric, shape (n, k)."""
+    assert spec.corpus is not None
+    rows = [np.asarray(spec.corpus.statistics(s.get("details") or {}), float) for s in samples]
+    return np.stack(rows) if rows else np.zeros((0, 0))
+
+
+def summed_statistic(
+    table: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """statistic(indices (B, k)) = score(the rows' statistics summed per resample)."""
+
+    def statistic(indices: np.ndarray) -> np.ndarray:
+        # One column at a time keeps the gathered block at (B, k) rather than (B, k, columns).
+        sums = np.stack([column[indices].sum(axis=1) for column in table.T], axis=-1)
+        return np.asarray(score(sums), dtype=float)
+
+    return statistic
+
+
+def estimate_corpus(
+    spec: MetricSpec, samples: list[dict], settings: StatsSettings, seed: int
+) -> stats.Estimate:
+    """A corpus metric on the valid samples, with a percentile bootstrap over samples (whole
+    clusters where samples share one)."""
+    assert spec.corpus is not None
+    kept = list(valid_samples(samples, spec.name).values())
+    groups = [s.get("cluster") or s["doc_id"] for s in kept]
+    return stats.bootstrap_statistic(
+        summed_statistic(corpus_table(spec, kept), spec.corpus.score),
+        len(kept),
+        confidence=settings.confidence,
+        iterations=settings.bootstrap_iterations,
+        seed=seed,
+        clusters=groups if len(set(groups)) < len(groups) else None,
+    )
+
+
+def paired_test(
+    candidate: dict[str, float],
+    baseline: dict[str, float],
+    clusters: dict[str, str],
+    settings: StatsSettings,
+    seed: int,
+) -> stats.PairedTest:
+    """Candidate minus baseline on the documents both scored, clustered where docs share one,
+    with the bootstrap p-value of no difference."""
+    shared = sorted(candidate.keys() & baseline.keys())
+    groups = [clusters.get(d, d) for d in shared]
+    return stats.paired_bootstrap_test(
+        np.array([candidate[d] for d in shared]),
+        np.array([baseline[d] for d in shared]),
+        confidence=settings.confidence,
+        iterations=settings.bootstrap_iterations,
+        seed=seed,
+        clusters=groups if len(set(groups)) < len(groups) else None,
+    )
+
+
 def paired_delta(
     candidate: dict[str, float],
     baseline: dict[str, float],
@@ -51,16 +131,59 @@ def paired_delta(
     seed: int,
 ) -> stats.Estimate:
     """Candidate minus baseline on the documents both scored, clustered where docs share one."""
-    shared = sorted(candidate.keys() & baseline.keys())
-    groups = [clusters.get(d, d) for d in shared]
-    return stats.paired_bootstrap(
-        np.array([candidate[d] for d in shared]),
-        np.array([baseline[d] for d in shared]),
+    return paired_test(candidate, baseline, clusters, settings, seed).delta
+
+
+def compare_metric(
+    spec: MetricSpec,
+    candidate: list[dict],
+    baseline: list[dict],
+    settings: StatsSettings,
+    seed: int,
+) -> stats.PairedTest:
+    """One metric of one task, candidate minus baseline, paired by doc id on the docs both
+    scored. A corpus metric is recomputed on the same resampled docs for both models."""
+    if spec.corpus is None:
+        a, clusters = metric_values(candidate, spec.name)
+        b, other = metric_values(baseline, spec.name)
+        return paired_test(a, b, {**other, **clusters}, settings, seed)
+    a, b = valid_samples(candidate, spec.name), valid_samples(baseline, spec.name)
+    shared = sorted(a.keys() & b.keys())
+    groups = [a[d].get("cluster") or d for d in shared]
+    return stats.paired_statistic_test(
+        summed_statistic(corpus_table(spec, [a[d] for d in shared]), spec.corpus.score),
+        summed_statistic(corpus_table(spec, [b[d] for d in shared]), spec.corpus.score),
+        len(shared),
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
         clusters=groups if len(set(groups)) < len(groups) else None,
     )
+
+
+def metric_point(spec: MetricSpec, samples: list[dict]) -> float | None:
+    """The metric on all of one model's valid samples (the mean, or the corpus score)."""
+    if spec.corpus is None:
+        values, _ = metric_values(samples, spec.name)
+        return float(np.mean(list(values.values()))) if values else None
+    kept = list(valid_samples(samples, spec.name).values())
+    if not kept:
+        return None
+    table = corpus_table(spec, kept)
+    return float(spec.corpus.score(table.sum(axis=0)[None])[0])
+
+
+def apply_holm(comparisons: list[ComparisonResult], family: list[int], confidence: float) -> None:
+    """Holm-adjust the p-values of comparisons[i] for i in `family` and flag regressions: a
+    delta in the worse direction whose adjusted p-value is below 1 - confidence."""
+    adjusted = stats.holm([comparisons[i].p_value for i in family])
+    for i, p in zip(family, adjusted, strict=True):
+        c = comparisons[i]
+        worse = c.delta.point is not None and (
+            c.delta.point < 0 if c.higher_is_better else c.delta.point > 0
+        )
+        c.p_holm = p
+        c.regression = bool(p is not None and p < 1 - confidence and worse)
 
 
 def compute_results(
@@ -72,54 +195,57 @@ def compute_results(
     wall_seconds: dict[str, float],
 ) -> Results:
     settings, seed = loaded.suite.stats, loaded.suite.seed
-    metrics, comparisons = [], []
-    values: dict[tuple[str, str, str], dict[str, float]] = {}
-    clusters: dict[str, str] = {}
-    for model in models:
-        for task_id, task in tasks.items():
-            samples = run.read_samples(model["name"], task_id)
-            for spec in task.metrics:
-                found, groups = metric_values(samples, spec.name)
-                values[(model["name"], task_id, spec.name)] = found
-                clusters.update(groups)
-                clustered = len(set(groups.values())) < len(groups)
-                estimate = estimate_metric(
-                    spec,
-                    list(found.values()),
-                    list(groups.values()) if clustered else None,
-                    settings,
-                    seed,
-                )
-                metrics.append(
-                    MetricResult(
-                        model=model["name"],
-                        task=task_id,
-                        metric=spec.name,
-                        higher_is_better=spec.higher_is_better,
-                        kind=spec.kind,
-                        estimate=EstimateRecord(**estimate.to_dict()),
-                        n_failed=len(samples) - len(found),
-                    )
-                )
+    samples = {
+        (model["name"], task_id): run.read_samples(model["name"], task_id)
+        for model in models
+        for task_id in tasks
+    }
+    metrics = [
+        _metric_result(
+            model["name"], task_id, spec, samples[(model["name"], task_id)], settings, seed
+        )
+        for model in models
+        for task_id, task in tasks.items()
+        for spec in task.metrics
+    ]
     baselines = [m["name"] for m in models if m["role"] == "baseline"]
-    for candidate in (m["name"] for m in models if baselines and m["name"] != baselines[0]):
+    pairs = [
+        (m["name"], baselines[0], "baseline")
+        for m in models
+        if baselines and m["name"] != baselines[0]
+    ]
+    # The alignment tax: every other model against each `role: reference` model.
+    pairs += [
+        (m["name"], reference["name"], "reference")
+        for reference in models
+        if reference["role"] == "reference"
+        for m in models
+        if m["role"] != "reference"
+    ]
+    comparisons: list[ComparisonResult] = []
+    for candidate, other, against in pairs:
+        family = []
         for task_id, task in tasks.items():
-            for spec in task.metrics:
-                a = values[(candidate, task_id, spec.name)]
-                b = values[(baselines[0], task_id, spec.name)]
-                delta = paired_delta(a, b, clusters, settings, seed)
+            for position, spec in enumerate(task.metrics):
+                a, b = samples[(candidate, task_id)], samples[(other, task_id)]
+                test = compare_metric(spec, a, b, settings, seed)
+                if position == 0:
+                    family.append(len(comparisons))
                 comparisons.append(
                     ComparisonResult(
                         candidate=candidate,
-                        baseline=baselines[0],
+                        baseline=other,
                         task=task_id,
                         metric=spec.name,
                         higher_is_better=spec.higher_is_better,
-                        delta=EstimateRecord(**delta.to_dict()),
-                        candidate_point=_mean(a),
-                        baseline_point=_mean(b),
+                        delta=EstimateRecord(**test.delta.to_dict()),
+                        candidate_point=metric_point(spec, a),
+                        baseline_point=metric_point(spec, b),
+                        against=against,
+                        p_value=test.p_value,
                     )
                 )
+        apply_holm(comparisons, family, settings.confidence)
     return Results(
         run_name=run.manifest()["run_name"],
         suite_name=loaded.name,
@@ -140,5 +266,28 @@ def compute_results(
     )
 
 
-def _mean(values: dict[str, float]) -> float | None:
-    return float(np.mean(list(values.values()))) if values else None
+def _metric_result(
+    model: str,
+    task_id: str,
+    spec: MetricSpec,
+    samples: list[dict],
+    settings: StatsSettings,
+    seed: int,
+) -> MetricResult:
+    if spec.corpus is not None:
+        estimate = estimate_corpus(spec, samples, settings, seed)
+    else:
+        found, groups = metric_values(samples, spec.name)
+        clustered = len(set(groups.values())) < len(groups)
+        estimate = estimate_metric(
+            spec, list(found.values()), list(groups.values()) if clustered else None, settings, seed
+        )
+    return MetricResult(
+        model=model,
+        task=task_id,
+        metric=spec.name,
+        higher_is_better=spec.higher_is_better,
+        kind=spec.kind,
+        estimate=EstimateRecord(**estimate.to_dict()),
+        n_failed=count_failed(samples, spec.name),
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_eval.aggregate import metric_values, paired_delta
+from rlhf_eval.aggregate import compare_metric, metric_point
 from rlhf_eval.errors import RunError
-from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
+from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings, resolve_metric_key
+from rlhf_eval.tasks.base import MetricSpec, registered_tasks
 
 
 def pick_model(results: Results, wanted: str | None, run: RunDir) -> str:
@@ -45,11 +46,10 @@ def compare_runs(
     for metric in a.metrics:
         if metric.model != model_a or (metric.task, metric.metric) not in shared:
             continue
-        cand, groups = metric_values(
-            candidate_run.read_samples(model_a, metric.task), metric.metric
-        )
-        base, _ = metric_values(baseline_run.read_samples(model_b, metric.task), metric.metric)
-        delta = paired_delta(cand, base, groups, settings, manifest.get("seed", 0))
+        spec = _metric_spec(a, metric)
+        cand = candidate_run.read_samples(model_a, metric.task)
+        base = baseline_run.read_samples(model_b, metric.task)
+        test = compare_metric(spec, cand, base, settings, manifest.get("seed", 0))
         comparisons.append(
             ComparisonResult(
                 candidate=f"{model_a} ({candidate_run.path.name})",
@@ -57,9 +57,10 @@ def compare_runs(
                 task=metric.task,
                 metric=metric.metric,
                 higher_is_better=metric.higher_is_better,
-                delta=EstimateRecord(**delta.to_dict()),
-                candidate_point=_mean(cand),
-                baseline_point=_mean(base),
+                delta=EstimateRecord(**test.delta.to_dict()),
+                candidate_point=metric_point(spec, cand),
+                baseline_point=metric_point(spec, base),
+                p_value=test.p_value,
             )
         )
     if not comparisons:
@@ -67,6 +68,22 @@ def compare_runs(
             f"{candidate_run.path} and {baseline_run.path} share no task and metric to compare."
         )
     return comparisons
+
+
+def _metric_spec(results: Results, metric: MetricResult) -> MetricSpec:
+    """The task's own spec for a stored metric (a corpus metric needs its statistic); a mean
+    of the stored values when the task is no longer registered."""
+    names = {t.id: t.name for t in results.tasks}
+    task = registered_tasks().get(names.get(metric.task, ""))
+    for spec in task.metrics if task else ():
+        if spec.name == metric.metric:
+            return spec
+    if metric.kind == "corpus":
+        raise RunError(
+            f"metric {metric.task}/{metric.metric} is a corpus metric of a task this rlhf-eval "
+            "does not register, so it cannot be recomputed. Fix: install the version that ran it."
+        )
+    return MetricSpec(metric.metric, metric.kind, metric.higher_is_better)
 
 
 @dataclass(frozen=True)
@@ -132,7 +149,3 @@ def gate_table(checks: list[GateCheck]) -> str:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def _mean(values: dict[str, float]) -> float | None:
-    return sum(values.values()) / len(values) if values else None

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added corpus metrics, comparisons against `role: reference` and their p-values; every
+addition has a default, so version-1 files still load."""
 
 
 class _Closed(BaseModel):
@@ -31,7 +33,7 @@ class MetricResult(_Closed):
     task: str
     metric: str
     higher_is_better: bool = True
-    kind: Literal["proportion", "mean"] = "mean"
+    kind: Literal["proportion", "mean", "corpus"] = "mean"
     estimate: EstimateRecord
     n_failed: int = 0
     """Samples whose scoring errored: excluded from n, never scored as zero."""
@@ -42,7 +44,12 @@ class MetricResult(_Closed):
 
 
 class ComparisonResult(_Closed):
-    """A paired difference (candidate minus baseline) on the items both models answered."""
+    """A paired difference (candidate minus baseline) on the items both models answered.
+
+    `against` says which model the candidate is set against: the suite's `role: baseline`, or a
+    `role: reference` model (the alignment tax: policy minus reference), whose name is then in
+    `baseline`.
+    """
 
     candidate: str
     baseline: str
@@ -52,6 +59,14 @@ class ComparisonResult(_Closed):
     delta: EstimateRecord
     candidate_point: float | None = None
     baseline_point: float | None = None
+    against: Literal["baseline", "reference"] = "baseline"
+    p_value: float | None = None
+    """Two-sided bootstrap p-value of delta = 0, from the resamples that gave the interval."""
+    p_holm: float | None = None
+    """Holm-adjusted p-value across the headline metrics of the suite's tasks for this pair of
+    models; None for metrics outside that family."""
+    regression: bool = False
+    """The delta is in the worse direction and p_holm is below 1 - confidence."""
 
 
 class ModelEntry(_Closed):

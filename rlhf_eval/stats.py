@@ -1,4 +1,5 @@
-"""Point estimates with confidence intervals: Wilson, and bootstrap (BCa, clustered, paired)."""
+"""Point estimates with confidence intervals (Wilson; bootstrap: BCa, clustered, paired),
+bootstrap p-values and Holm's correction."""
 
 from __future__ import annotations
 
@@ -95,26 +96,16 @@ def bootstrap_mean(
     if groups is not None and groups.max() == 0:
         return Estimate(point, None, None, len(x), description, confidence)
 
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        replicates = np.concatenate(
-            [x[idx].mean(axis=1) for idx in _index_chunks(rng, len(x), iterations)]
-        )
-        jackknife = (x.sum() - x) / (len(x) - 1)
-    else:
-        sums = np.bincount(groups, weights=x)
-        sizes = np.bincount(groups).astype(float)
-        replicates = np.concatenate(
-            [
-                sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-                for idx in _index_chunks(rng, len(sums), iterations)
-            ]
-        )
-        jackknife = (sums.sum() - sums) / (sizes.sum() - sizes)
-
+    replicates = _mean_replicates(x, groups, iterations, seed)
     if method == "percentile":
         lo, hi = _percentile_interval(replicates, confidence)
     else:
+        if groups is None:
+            jackknife = (x.sum() - x) / (len(x) - 1)
+        else:
+            sums = np.bincount(groups, weights=x)
+            sizes = np.bincount(groups).astype(float)
+            jackknife = (sums.sum() - sums) / (sizes.sum() - sizes)
         lo, hi = _bca_interval(replicates, point, jackknife, confidence)
     return Estimate(point, lo, hi, len(x), description, confidence)
 
@@ -145,14 +136,9 @@ def bootstrap_statistic(
     if groups is not None and groups.max() == 0:
         return Estimate(point, None, None, n, description, confidence)
 
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        replicates = np.concatenate(
-            [_call(statistic, idx) for idx in _index_chunks(rng, n, iterations)]
-        )
-    else:
-        replicates = _clustered_statistic(statistic, groups, iterations, rng)
-    lo, hi = _percentile_interval(replicates, confidence)
+    lo, hi = _percentile_interval(
+        _statistic_replicates(statistic, n, groups, iterations, seed), confidence
+    )
     return Estimate(point, lo, hi, n, description, confidence)
 
 
@@ -171,23 +157,127 @@ def paired_bootstrap(
     pairs) keeps the correlation between the two models' scores on the same item, which is what
     makes the paired interval narrower than comparing two independent intervals.
     """
+    return paired_bootstrap_test(candidate, baseline, confidence, iterations, seed, clusters).delta
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired difference with its interval, and the two-sided bootstrap p-value of delta = 0
+    taken from the same resamples (None where there is no interval)."""
+
+    delta: Estimate
+    p_value: float | None
+
+
+def paired_bootstrap_test(
+    candidate: Sequence[float | None],
+    baseline: Sequence[float | None],
+    confidence: float = 0.95,
+    iterations: int = 10_000,
+    seed: int = 0,
+    clusters: Sequence[Hashable] | None = None,
+) -> PairedTest:
+    """`paired_bootstrap`'s interval plus a p-value for "no difference" (see bootstrap_p_value).
+
+    The interval is exactly paired_bootstrap's: the same seed draws the same resamples.
+    """
+    _check_confidence(confidence)
+    _check_iterations(iterations)
     a = np.asarray(candidate, dtype=float)
     b = np.asarray(baseline, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(
             f"paired_bootstrap needs two 1-D arrays of equal length, got {a.shape} and {b.shape}"
         )
-    estimate = bootstrap_mean(
-        a - b, confidence, iterations, seed, method="percentile", clusters=clusters
+    x, groups = _drop_missing(a - b, clusters)
+    description = "paired " + _describe("percentile bootstrap", iterations, groups)
+    if len(x) == 0:
+        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
+    if np.all(x == x[0]):
+        # Every resample gives the same difference: no need to draw them.
+        v = float(x[0])
+        p = bootstrap_p_value(np.full(iterations, v))
+        return PairedTest(Estimate(v, v, v, len(x), description, confidence), p)
+    point = float(x.mean())
+    if groups is not None and groups.max() == 0:
+        return PairedTest(Estimate(point, None, None, len(x), description, confidence), None)
+    replicates = _mean_replicates(x, groups, iterations, seed)
+    lo, hi = _percentile_interval(replicates, confidence)
+    return PairedTest(
+        Estimate(point, lo, hi, len(x), description, confidence), bootstrap_p_value(replicates)
     )
-    return Estimate(
-        estimate.point,
-        estimate.lo,
-        estimate.hi,
-        estimate.n,
-        "paired " + estimate.method,
-        confidence,
+
+
+def paired_statistic_test(
+    candidate: Callable[[np.ndarray], np.ndarray],
+    baseline: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    confidence: float = 0.95,
+    iterations: int = 10_000,
+    seed: int = 0,
+    clusters: Sequence[Hashable] | None = None,
+) -> PairedTest:
+    """Paired bootstrap of a corpus-level statistic: candidate(idx) - baseline(idx).
+
+    Both statistics see the very same resampled item indices in every replicate (items aligned
+    by the caller), which is what pairs them (Koehn 2004, "Statistical significance tests for
+    machine translation evaluation"); each takes indices of shape (B, k) and returns (B,), as in
+    bootstrap_statistic. The point is the difference on the full data.
+    """
+    _check_confidence(confidence)
+    _check_iterations(iterations)
+    groups = None if clusters is None else _cluster_codes(clusters, n)
+    description = "paired " + _describe("percentile bootstrap", iterations, groups)
+    if n == 0:
+        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
+
+    def difference(indices: np.ndarray) -> np.ndarray:
+        return _call(candidate, indices) - _call(baseline, indices)
+
+    point = float(difference(np.arange(n)[None])[0])
+    if groups is not None and groups.max() == 0:
+        return PairedTest(Estimate(point, None, None, n, description, confidence), None)
+    replicates = _statistic_replicates(difference, n, groups, iterations, seed)
+    lo, hi = _percentile_interval(replicates, confidence)
+    return PairedTest(
+        Estimate(point, lo, hi, n, description, confidence), bootstrap_p_value(replicates)
     )
+
+
+def bootstrap_p_value(replicates: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided p-value for "the statistic equals `null`", from its bootstrap replicates.
+
+    p = min(1, 2 min((1 + #{θ* <= null}) / (B + 1), (1 + #{θ* >= null}) / (B + 1))): the
+    smallest two-sided level at which the percentile interval would exclude `null`, with the
+    +1 of Davison & Hinkley (1997, eq. 4.11) so that a Monte Carlo p-value is never 0 (its
+    floor is 2 / (B + 1)). Replicates all equal to `null` give 1.
+    """
+    r = np.asarray(replicates, dtype=float)
+    if r.ndim != 1 or len(r) == 0:
+        raise ValueError("bootstrap_p_value needs a non-empty 1-D array of replicates")
+    below = (1 + np.count_nonzero(r <= null)) / (len(r) + 1)
+    above = (1 + np.count_nonzero(r >= null)) / (len(r) + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order.
+
+    Sorting the m p-values as p_(1) <= ... <= p_(m), the adjusted value of p_(i) is
+    max over j <= i of min(1, (m - j + 1) p_(j)); rejecting where it is below alpha controls
+    the family-wise error rate at alpha. None (no test) stays None and does not count in m.
+    """
+    tested = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    for p, _ in tested:
+        if not 0 <= p <= 1:
+            raise ValueError(f"p-values must lie in [0, 1], got {p}")
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    m = len(tested)
+    for rank, (p, i) in enumerate(sorted(tested)):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def _check_confidence(confidence: float) -> None:
@@ -251,6 +341,38 @@ def _call(statistic: Callable[[np.ndarray], np.ndarray], indices: np.ndarray) ->
             f"got {result.shape} for indices of shape {indices.shape}"
         )
     return result
+
+
+def _mean_replicates(
+    x: np.ndarray, groups: np.ndarray | None, iterations: int, seed: int
+) -> np.ndarray:
+    """Bootstrap replicates of the item mean; with groups, whole clusters are resampled."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return np.concatenate(
+            [x[idx].mean(axis=1) for idx in _index_chunks(rng, len(x), iterations)]
+        )
+    sums = np.bincount(groups, weights=x)
+    sizes = np.bincount(groups).astype(float)
+    return np.concatenate(
+        [
+            sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+            for idx in _index_chunks(rng, len(sums), iterations)
+        ]
+    )
+
+
+def _statistic_replicates(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    groups: np.ndarray | None,
+    iterations: int,
+    seed: int,
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return np.concatenate([_call(statistic, idx) for idx in _index_chunks(rng, n, iterations)])
+    return _clustered_statistic(statistic, groups, iterations, rng)
 
 
 def _clustered_statistic(

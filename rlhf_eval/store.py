@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from rlhf_eval.errors import CacheError, RunError
 from rlhf_eval.models.base import (
     Generation,
@@ -23,8 +25,6 @@ from rlhf_eval.models.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
-from pydantic import ValidationError
-
 from rlhf_eval.results import SCHEMA_VERSION, Results
 from rlhf_eval.tasks.base import Sample
 

@@ -127,3 +127,27 @@ def test_sampling_returns_n_texts(backend):
         [GenerationRequest("Why?", max_new_tokens=5, temperature=1.0, n=3)]
     )
     assert len(result.texts) == 3 and len(result.n_tokens) == 3
+
+
+def test_identity_changes_with_everything_that_changes_answers(tiny_model_dir, backend):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = "{% for m in messages %}<user>{{ m['content'] }}{% endfor %}<bot>"
+    tokenizer.save_pretrained(tiny_model_dir / "chat")
+    base = backend.identity
+    assert base.startswith("hf:sha256-") and base.endswith(":float32")
+    assert HFBackend("t", str(tiny_model_dir), dtype="bfloat16").identity != base
+    assert HFBackend("t", str(tiny_model_dir), max_length=64).identity != base
+    # A chat template changes generation prompts, so it is part of the identity.
+    (tiny_model_dir / "chat" / "config.json").write_bytes(
+        (tiny_model_dir / "config.json").read_bytes()
+    )
+    for name in ("model.safetensors", "generation_config.json"):
+        if (tiny_model_dir / name).exists():
+            (tiny_model_dir / "chat" / name).write_bytes((tiny_model_dir / name).read_bytes())
+    chat = HFBackend("t", str(tiny_model_dir / "chat"), chat_template=True)
+    plain = HFBackend("t", str(tiny_model_dir / "chat"), chat_template=False)
+    assert plain.identity == base  # same weights, same dtype
+    assert chat.identity != plain.identity and ":chat-" in chat.identity
+    assert chat.format_prompt("Hi") == "<user>Hi<bot>"

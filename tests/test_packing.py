@@ -56,4 +56,3 @@ def test_large_groups_split_into_packs_that_fit():
 def test_unshared_mode_gives_each_row_its_own_pack():
     rows = [row(i, (1, 2, 3), (4, 5)) for i in range(3)]
     assert [len(p.rows) for p in build_packs(rows, 0, 100, share_context=False)] == [1, 1, 1]
-

@@ -85,7 +85,7 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     assert {"torch", "transformers"} <= set(manifest["packages"])
     assert manifest["requests"]["sft"] == {"computed": 12 * 4, "cached": 0}
     assert (tmp_path / "report" / "report.html").is_file()
-    assert "| sft | truthfulqa_mc/truthfulqa_mc1 |" in capsys.readouterr().out
+    assert "| truthfulqa_mc | truthfulqa_mc1 | sft |" in capsys.readouterr().out
     # A second run of the same suite is a no-op: nothing loads, nothing is recomputed.
     assert main(["run", str(suite), "--no-progress"]) == 0
     assert run.manifest()["requests"]["sft"] == {"computed": 48, "cached": 0}
@@ -152,7 +152,7 @@ def test_corrupt_middle_line_is_reported(tmp_path, tiny_model_dir):
     lines = path.read_text().splitlines()
     lines[3] = lines[3][:20]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RunError, match=r"truthfulqa_mc.jsonl:4: corrupt sample line"):
+    with pytest.raises(RunError, match=r"truthfulqa_mc.jsonl:4: corrupt line"):
         run.read_samples("sft", "truthfulqa_mc")
 
 

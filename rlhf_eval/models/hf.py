@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import inspect
 from collections.abc import Iterator, Sequence
 
@@ -82,11 +83,22 @@ class HFBackend:
         parameters = inspect.signature(self.model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self.max_length = max_length or _context_window(self.model.config, self.tokenizer)
-        self._identity = f"hf:{weights_fingerprint(source, self.model.config)}:{dtype}"
+        self._identity = self._describe_identity(max_length is not None)
 
     @property
     def identity(self) -> str:
         return self._identity
+
+    def _describe_identity(self, custom_window: bool) -> str:
+        """Everything that can change an answer: weights, dtype, the chat template actually
+        applied to prompts, and a context window narrower than the model's own."""
+        parts = ["hf", weights_fingerprint(self.source, self.model.config), self.dtype]
+        if self.chat_template and self.tokenizer.chat_template:
+            template = hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()
+            parts.append(f"chat-{template[:12]}")
+        if custom_window:
+            parts.append(f"window-{self.max_length}")
+        return ":".join(parts)
 
     def close(self) -> None:
         del self.model

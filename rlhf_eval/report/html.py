@@ -14,6 +14,7 @@ from rlhf_eval.report.markdown import (
     MODEL_COLUMNS,
     RESULT_COLUMNS,
     WALL_COLUMNS,
+    baseline_comparisons,
     comparison_rows,
     format_value,
     model_rows,
@@ -22,7 +23,8 @@ from rlhf_eval.report.markdown import (
     task_order,
     wall_rows,
 )
-from rlhf_eval.report.plots import delta_forest, metric_bars
+from rlhf_eval.report.plots import delta_forest, metric_bars, tax_forest
+from rlhf_eval.report.tax import TAX_COLUMNS, TAX_NOTE, tax_tables
 from rlhf_eval.results import Results
 from rlhf_eval.tasks.base import Sample
 
@@ -88,15 +90,26 @@ def render_html(
     """The HTML report; `sample_tables` hold at most `cap` samples per (model, task)."""
     template = _environment().get_template("report.html.j2")
     results_table = result_rows(results)
-    comparisons = comparison_rows(results.comparisons, task_order(results)[0])
+    comparisons = comparison_rows(baseline_comparisons(results), task_order(results)[0])
     for row in comparisons:
         row["_class"] = VERDICT_CLASSES.get(row["verdict"], "")
+    taxes = tax_tables(results)
+    for table in taxes:
+        for row in table.rows:
+            row["_class"] = {"regression": "worse", "gain": "better"}.get(row["flag"], "")
     plots = [
         ("Scores by model (95% CI)", _data_uri(metric_bars(results))),
         (
             "Paired deltas, candidate - baseline (95% CI)",
-            _data_uri(delta_forest(results.comparisons)),
+            _data_uri(delta_forest(baseline_comparisons(results))),
         ),
+    ]
+    plots += [
+        (
+            f"Alignment tax, {t.policy} - {t.reference} (95% CI; each row on its own scale)",
+            _data_uri(tax_forest(t.comparisons)),
+        )
+        for t in taxes
     ]
     return template.render(
         run_name=manifest.get("run_name") or results.run_name,
@@ -112,9 +125,24 @@ def render_html(
         results=results_table,
         comparison_columns=COMPARISON_COLUMNS,
         comparisons=comparisons,
+        tax_columns=TAX_COLUMNS,
+        tax_note=TAX_NOTE,
+        tax_tables=[{"title": f"{t.policy} - {t.reference}", "rows": t.rows} for t in taxes],
         wall_columns=WALL_COLUMNS,
         wall=wall_rows(results),
         plots=[(title, uri) for title, uri in plots if uri is not None],
         tables=[_table_view(t, cap) for t in sample_tables],
-        numeric={"value", "95% CI", "n", "failed", "delta", "wall time"},
+        numeric={
+            "value",
+            "95% CI",
+            "n",
+            "failed",
+            "delta",
+            "wall time",
+            "reference",
+            "policy",
+            "delta [95% CI]",
+            "p",
+            "Holm p",
+        },
     )

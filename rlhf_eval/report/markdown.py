@@ -110,6 +110,12 @@ def comparison_rows(
     ]
 
 
+def baseline_comparisons(results: Results) -> list[ComparisonResult]:
+    """Comparisons against the `role: baseline` model (those against a reference model are
+    the alignment tax, reported in their own table)."""
+    return [c for c in results.comparisons if c.against == "baseline"]
+
+
 def model_rows(results: Results, manifest: dict[str, Any]) -> list[Row]:
     """Each model's role and identity, with source and dtype from the manifest when present."""
     listed = {m.get("name"): m for m in manifest.get("models", []) if isinstance(m, dict)}
@@ -186,10 +192,14 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     rows = result_rows(results)
     out.append(markdown_table(RESULT_COLUMNS, rows) if rows else "_No metrics were recorded._")
     out += ["", "## Comparisons (candidate - baseline, paired)", ""]
-    rows = comparison_rows(results.comparisons, task_order(results)[0])
+    rows = comparison_rows(baseline_comparisons(results), task_order(results)[0])
     out.append(
         markdown_table(COMPARISON_COLUMNS, rows) if rows else "_No comparisons were recorded._"
     )
+    # Imported here: the tax table is built from this module's table helpers.
+    from rlhf_eval.report.tax import tax_markdown
+
+    out += tax_markdown(results)
     if results.wall_seconds:
         out += ["", "## Wall time", "", markdown_table(WALL_COLUMNS, wall_rows(results))]
     return "\n".join(out) + "\n"

@@ -9,6 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rlhf_eval.report.markdown import verdict
+from rlhf_eval.report.tax import flag
 from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
 
 # Figures are built on an explicit Agg canvas rather than through pyplot, so rendering a
@@ -124,4 +125,44 @@ def delta_forest(comparisons: list[ComparisonResult]) -> bytes | None:
     ax.set_xlabel("delta (candidate - baseline), 95% CI", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     ax.tick_params(axis="x", labelsize=8)
+    return _png(fig)
+
+
+def tax_forest(comparisons: list[ComparisonResult]) -> bytes | None:
+    """The alignment tax as a forest plot: one row per benchmark/metric, its delta (policy -
+    reference) with the 95% CI and a dashed line at zero. Each row has its own x-axis, since
+    BLEU (0-100) and F1 (0-1) share no scale; red marks a flagged regression, green a
+    significant gain. None when there are no comparisons."""
+    if not comparisons:
+        return None
+    fig = Figure(figsize=(7.5, 0.55 * len(comparisons) + 0.9), layout="constrained")
+    axes = fig.subplots(len(comparisons), 1, squeeze=False)[:, 0]
+    for ax, c in zip(axes, comparisons, strict=True):
+        ax.axvline(0, color="#000000", linewidth=0.8, linestyle="--")
+        label = f"{c.task} / {c.metric}"
+        ax.set_yticks([0])
+        ax.set_yticklabels([label], fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+        if c.delta.point is None:
+            ax.text(0, 0, "n/a", ha="center", va="center", fontsize=8, color=NEUTRAL_COLOR)
+            continue
+        err = _error(c.delta)
+        marked = {"regression": "worse", "gain": "better"}.get(flag(c), "")
+        ax.errorbar(
+            c.delta.point,
+            0,
+            xerr=None if err is None else [[err[0]], [err[1]]],
+            fmt="o",
+            color=VERDICT_COLORS.get(marked, NEUTRAL_COLOR),
+            capsize=3,
+            markersize=5,
+        )
+        lo = min(0.0, c.delta.lo if c.delta.lo is not None else c.delta.point)
+        hi = max(0.0, c.delta.hi if c.delta.hi is not None else c.delta.point)
+        pad = 0.15 * (hi - lo) or 0.01
+        ax.set_xlim(lo - pad, hi + pad)
+    axes[-1].set_xlabel(
+        f"delta ({comparisons[0].candidate} - {comparisons[0].baseline}), 95% CI", fontsize=9
+    )
     return _png(fig)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from rlhf_eval.models.base import (
@@ -30,13 +31,43 @@ class TaskOptions(BaseModel):
 
 
 @dataclass(frozen=True)
+class CorpusStatistic:
+    """A corpus-level metric (corpus BLEU) as a formula over summed per-sample statistics.
+
+    `statistics` reads one sample's stored `details` (e.g. hypothesis and reference) and returns
+    its sufficient statistics, a fixed-length vector; `score` maps rows of statistics summed over
+    a set of samples, shape (B, k), to the metric, shape (B,). Summing is what lets the
+    bootstrap resample samples cheaply and pair two models on the same resampled indices.
+    """
+
+    statistics: Callable[[dict[str, Any]], Sequence[float]]
+    score: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
 class MetricSpec:
-    """How the runner aggregates one per-sample metric into an interval."""
+    """How the runner aggregates one per-sample metric into an interval.
+
+    kind "proportion" (0/1 values, Wilson interval) and "mean" (bootstrap) aggregate the values in
+    Sample.metrics; kind "corpus" computes `corpus` from the samples' details instead (the
+    per-sample value is then only for reading samples, e.g. sentence BLEU) and bootstraps it.
+    A sample whose value is None without an error is outside the metric's population (SQuAD's
+    HasAns F1 on an unanswerable question), not a failure. A task's first metric is its
+    headline: the one tested (with Holm's correction) across the tasks of a suite.
+    """
 
     name: str
-    kind: Literal["proportion", "mean"]
+    kind: Literal["proportion", "mean", "corpus"]
     higher_is_better: bool = True
     description: str = ""
+    corpus: CorpusStatistic | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == "corpus") != (self.corpus is not None):
+            raise ValueError(
+                f"metric '{self.name}': a `corpus` statistic goes with kind 'corpus' and only "
+                "with it"
+            )
 
 
 @dataclass(frozen=True)

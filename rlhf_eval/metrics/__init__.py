@@ -1,0 +1,1 @@
+"""Text metrics as pure functions: DROP, SQuAD v2, corpus BLEU and ROUGE-L."""
