@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from accelerate import PartialState
-from test_rm import synthetic_rankings
+from tiny_models import synthetic_rankings
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from rlhf_train.config import RMConfig, SFTConfig

@@ -88,7 +88,7 @@ def test_02_sft_loss_same_under_gradient_accumulation():
         (grad,) = torch.autograd.grad(part, logits)
         accumulated += grad
         value += float(part.detach())
-    assert value == pytest.approx(float(full), abs=1e-6)
+    assert value == pytest.approx(float(full.detach()), abs=1e-6)
     torch.testing.assert_close(accumulated, full_grad)
 
 

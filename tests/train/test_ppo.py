@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import WORDS, build_tokenizer, save_model, write_jsonl
+from tiny_models import WORDS, build_tokenizer, save_model, write_jsonl
 from transformers import AutoModelForCausalLM
 
 from rlhf_train.config import PPOConfig
@@ -241,3 +241,62 @@ def test_15_ppo_resume_reproduces_the_uninterrupted_curve(tiny_model_dir, prompt
     a = AutoModelForCausalLM.from_pretrained(full).state_dict()
     b = AutoModelForCausalLM.from_pretrained(resumed).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stop_token_truncation_masks_everything_after_the_first_stop(tiny_model, tokenizer):
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    prompt = tokenizer("say cat")["input_ids"]
+    sampled = [[7, eos, 8, eos], [7, 8, 9, 10]]  # one stops after 2 tokens, one never stops
+
+    def fake_generate(input_ids, **kwargs):
+        return torch.cat([input_ids, torch.tensor(sampled)], dim=1)
+
+    tiny_model.generate = fake_generate
+    rollout = generate(tiny_model, tokenizer, [prompt, prompt], 4)
+    assert rollout.completion_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert rollout.ended.tolist() == [True, False]
+    assert rollout.completions.tolist() == [[7, eos, pad, pad], [7, 8, 9, 10]]
+    assert rollout.attention_mask[:, -4:].tolist() == rollout.completion_mask.tolist()
+
+
+def test_missing_eos_penalty_lowers_only_unfinished_completions(
+    tiny_model, tokenizer, tiny_model_dir, prompts_file, tmp_path, monkeypatch
+):
+    from accelerate import Accelerator
+
+    import rlhf_train.ppo as ppo
+
+    eos = tokenizer.eos_token_id
+    sampled = torch.tensor([[7, eos, 8], [7, 8, 9]])
+    tiny_model.generate = lambda input_ids, **kw: torch.cat([input_ids, sampled], dim=1)
+    captured = {}
+
+    original = ppo.assemble_rewards
+
+    def spy(logprobs, ref_logprobs, scores, mask, beta):
+        captured["scores"] = scores.clone()
+        return original(logprobs, ref_logprobs, scores, mask, beta)
+
+    monkeypatch.setattr(ppo, "assemble_rewards", spy)
+
+    class Constant:
+        def score(self, rollout, tok):
+            return torch.full((rollout.sequences.shape[0],), 0.5)
+
+    config = ppo_config(tiny_model_dir, prompts_file, tmp_path, missing_eos_penalty=2.0)
+    value = load_scalar_model(str(tiny_model_dir)).eval()
+    prompt = tokenizer("say cat")["input_ids"]
+    batch = ppo.make_experience(
+        Accelerator(),
+        tiny_model,
+        tiny_model,
+        value,
+        Constant(),
+        tokenizer,
+        [prompt, prompt],
+        eos,
+        0.0,
+        config,
+    )
+    assert captured["scores"].tolist() == [0.5, -1.5]
+    assert batch["metrics"]["score"] == 0.5  # logged scores are the RM's, before the penalty

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
-from conftest import WORDS, build_tokenizer, write_jsonl
+from tiny_models import build_tokenizer, synthetic_rankings, write_jsonl
 from transformers import (
     AutoModelForSequenceClassification,
     LlamaConfig,
@@ -56,30 +55,7 @@ def test_04_rm_score_unchanged_by_left_or_right_padding(pad_is_eos):
     torch.testing.assert_close(sequence_scores(model, batch, mask)[:1], plain, atol=1e-5, rtol=0)
 
 
-def synthetic_rankings(path, n: int, seed: int, k_max: int = 4):
-    """Completions rank by how many times they say "good": separable by a bag of words."""
-    rng = random.Random(seed)
-    fillers = [w for w in WORDS if w not in ("good", "bad")]
-    rows = []
-    for _ in range(n):
-        k = rng.randint(2, k_max)
-        goods = rng.sample(range(4), k)
-        completions = []
-        for g in goods:
-            words = [rng.choice(fillers) for _ in range(3)] + ["good"] * g + ["bad"] * (3 - g)
-            rng.shuffle(words)
-            completions.append(" ".join(words))
-        ranks = sorted(set(goods), reverse=True)
-        rows.append(
-            {
-                "prompt": " ".join(rng.sample(fillers, 3)),
-                "completions": completions,
-                "ranks": [ranks.index(g) for g in goods],
-            }
-        )
-    return write_jsonl(path, rows)
-
-
+@pytest.mark.slow
 def test_05_tiny_rm_learns_a_separable_preference(tiny_model_dir, tmp_path):
     train = synthetic_rankings(tmp_path / "train.jsonl", 240, seed=1)
     held_out = synthetic_rankings(tmp_path / "val.jsonl", 60, seed=2)

@@ -1,0 +1,60 @@
+"""Command line: `rlhf-train {sft,rm,ppo,pipeline} CONFIG`; user errors print a message, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rlhf_eval.errors import RlhfEvalError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlhf-train",
+        description="InstructGPT-style SFT, K-way reward model and PPO-ptx training. "
+        "Prefix with `accelerate launch --num_processes N -m rlhf_train` for data parallelism.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("sft", "supervised fine-tuning on demonstrations"),
+        ("rm", "reward model on K-way rankings or chosen/rejected pairs"),
+        ("ppo", "PPO / PPO-ptx against a reward model"),
+        ("pipeline", "SFT, RM and PPO-ptx in sequence, then curves"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("config", type=Path, help="YAML config file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args.command, args.config)
+    except RlhfEvalError as error:
+        print(f"rlhf-train: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(command: str, config_path: Path) -> int:
+    # Imports are deferred so `--help` and config errors answer without loading torch models.
+    from rlhf_train import config as schemas
+
+    schema = {
+        "sft": schemas.SFTConfig,
+        "rm": schemas.RMConfig,
+        "ppo": schemas.PPOConfig,
+        "pipeline": schemas.PipelineConfig,
+    }[command]
+    config = schemas.load_config(config_path, schema)
+    if command == "sft":
+        from rlhf_train.sft import train_sft as recipe
+    elif command == "rm":
+        from rlhf_train.rm import train_rm as recipe
+    elif command == "ppo":
+        from rlhf_train.ppo import train_ppo as recipe
+    else:
+        from rlhf_train.pipeline import run_pipeline as recipe
+    out = recipe(config)
+    print(f"rlhf-train {command}: wrote {out}")
+    return 0

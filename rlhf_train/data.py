@@ -1,0 +1,376 @@
+"""Training data: demonstrations, K-way rankings, prompts and pretraining text, read and tokenised.
+
+Field names follow TRL and OpenRLHF so files move between them: `prompt`/`completion` (TRL SFT),
+`input`/`output` (OpenRLHF), `prompt`/`chosen`/`rejected` and HH-RLHF's `chosen`/`rejected` with the
+prompt implicit in the shared prefix (TRL reward data), `text` (pretraining). Our K-way rankings are
+`{"prompt", "completions": [...], "ranks": [...]}` with rank 0 best and ties sharing a rank.
+The self-instruct files (`instruction` + `instances`) and Alpaca rows (`instruction`, `input`,
+`output`) are rendered with INSTRUCTION_TEMPLATE.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from rlhf_train.errors import TrainDataError
+
+INSTRUCTION_TEMPLATE = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+"""How instruction-style rows become prompts; ends in a newline so tokens never merge across it."""
+
+Overlong = Literal["error", "skip"]
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    prompt: str
+    completion: str
+    source: str
+    """file:line, for error messages."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    prompt: str
+    completions: tuple[str, ...]
+    ranks: tuple[int, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class PromptText:
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    """One token sequence; `prompt_length` tokens of it are context, the rest is trained on."""
+
+    input_ids: list[int]
+    prompt_length: int
+
+
+# --- Reading files -----------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[tuple[str, dict]]:
+    """(file:line, record) pairs of a .jsonl / .json file, optionally gzipped."""
+    if not path.is_file():
+        raise TrainDataError(
+            f"data file {path} does not exist. Fix: correct the path in the config (relative "
+            "paths are relative to the config file)."
+        )
+    raw = path.read_bytes()
+    try:
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TrainDataError(f"{path}: cannot read the file ({error}).") from error
+    stem_suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    if stem_suffix == ".json":
+        records = json.loads(text)
+        if not isinstance(records, list):
+            raise TrainDataError(f"{path}: expected a JSON list of objects.")
+        return [(f"{path}:item {i}", r) for i, r in enumerate(records)]
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise TrainDataError(f"{path}:{n}: not valid JSON ({error.msg}).") from error
+        if not isinstance(record, dict):
+            raise TrainDataError(f"{path}:{n}: expected a JSON object per line.")
+        rows.append((f"{path}:{n}", record))
+    return rows
+
+
+def _instruction_prompt(instruction: str, input_text: str) -> str:
+    block = f"### Input:\n{input_text}\n\n" if input_text.strip() else ""
+    return INSTRUCTION_TEMPLATE.format(instruction=instruction.strip(), input_block=block)
+
+
+def load_demonstrations(path: Path, limit: int | None = None) -> list[Demonstration]:
+    """Demonstrations from `prompt`/`completion`, `input`/`output`, Alpaca or self-instruct rows."""
+    out: list[Demonstration] = []
+    for source, r in read_jsonl(path):
+        if "instruction" in r and "instances" in r:
+            for inst in r["instances"]:
+                prompt = _instruction_prompt(r["instruction"], inst.get("input", ""))
+                out.append(Demonstration(prompt, inst["output"], source))
+        elif "instruction" in r and "output" in r:
+            out.append(
+                Demonstration(
+                    _instruction_prompt(r["instruction"], r.get("input", "")), r["output"], source
+                )
+            )
+        elif "prompt" in r and "completion" in r:
+            out.append(Demonstration(r["prompt"], r["completion"], source))
+        elif "input" in r and "output" in r:
+            out.append(Demonstration(r["input"], r["output"], source))
+        else:
+            raise TrainDataError(
+                f"{source}: a demonstration needs `prompt` and `completion` (TRL), `input` and "
+                f"`output` (OpenRLHF), or `instruction` with `output`/`instances`; found fields "
+                f"{sorted(r)}. Fix: rename the fields."
+            )
+    return out[:limit] if limit is not None else out
+
+
+def split_implicit_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """(prompt, chosen completion, rejected completion) of an HH-RLHF pair.
+
+    The prompt is the shared text up to and including the last "\\n\\nAssistant:" turn marker both
+    share, else the longest common prefix (TRL's `extract_prompt` does the latter).
+    """
+    common = 0
+    for a, b in zip(chosen, rejected, strict=False):
+        if a != b:
+            break
+        common += 1
+    marker = "\n\nAssistant:"
+    cut = chosen.rfind(marker, 0, common)
+    if cut >= 0 and cut + len(marker) <= common:
+        common = cut + len(marker)
+    return chosen[:common], chosen[common:], rejected[common:]
+
+
+def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
+    """K-way rankings; `chosen`/`rejected` pairs (with or without `prompt`) become K = 2."""
+    out: list[Ranking] = []
+    for source, r in read_jsonl(path):
+        if "completions" in r and "ranks" in r:
+            completions, ranks = r["completions"], r["ranks"]
+            if len(completions) != len(ranks) or not all(isinstance(k, int) for k in ranks):
+                raise TrainDataError(
+                    f"{source}: `ranks` must hold one integer per completion; got "
+                    f"{len(ranks)} ranks for {len(completions)} completions."
+                )
+            ranking = Ranking(r.get("prompt", ""), tuple(completions), tuple(ranks), source)
+        elif "chosen" in r and "rejected" in r:
+            if "prompt" in r:
+                prompt, chosen, rejected = r["prompt"], r["chosen"], r["rejected"]
+            else:
+                prompt, chosen, rejected = split_implicit_prompt(r["chosen"], r["rejected"])
+            ranking = Ranking(prompt, (chosen, rejected), (0, 1), source)
+        else:
+            raise TrainDataError(
+                f"{source}: a ranking needs `completions` and `ranks` (rank 0 best, ties "
+                f"allowed) or `chosen` and `rejected`; found fields {sorted(r)}."
+            )
+        if len(set(ranking.ranks)) < 2:
+            raise TrainDataError(
+                f"{source}: the ranking has fewer than two distinct ranks ({list(ranking.ranks)}), "
+                "so it holds no comparison. Fix: give at least two different ranks or drop the row."
+            )
+        out.append(ranking)
+    return out[:limit] if limit is not None else out
+
+
+def load_prompts(path: Path, limit: int | None = None) -> list[PromptText]:
+    """Prompts from `prompt` (TRL), `input` (OpenRLHF) or instruction rows (first instance)."""
+    out: list[PromptText] = []
+    for source, r in read_jsonl(path):
+        if "instruction" in r:
+            instances = r.get("instances") or [{"input": r.get("input", "")}]
+            out.append(
+                PromptText(_instruction_prompt(r["instruction"], instances[0]["input"]), source)
+            )
+        elif "prompt" in r or "input" in r:
+            out.append(PromptText(r.get("prompt", r.get("input")), source))
+        else:
+            raise TrainDataError(
+                f"{source}: a prompt needs a `prompt`, `input` or `instruction` field; found "
+                f"fields {sorted(r)}."
+            )
+    return out[:limit] if limit is not None else out
+
+
+def load_texts(path: Path, field: str = "text", limit: int | None = None) -> list[PromptText]:
+    """Pretraining documents: the `field` of each JSONL row, or the paragraphs of a .txt file."""
+    if path.suffix == ".txt":
+        if not path.is_file():
+            raise TrainDataError(f"pretraining file {path} does not exist.")
+        paragraphs = [p for p in path.read_text().split("\n\n") if p.strip()]
+        out = [PromptText(p, f"{path}:paragraph {i}") for i, p in enumerate(paragraphs)]
+    else:
+        out = []
+        for source, r in read_jsonl(path):
+            if field not in r:
+                raise TrainDataError(
+                    f"{source}: no `{field}` field (found {sorted(r)}). Fix: set the data "
+                    "source's `text_field`."
+                )
+            out.append(PromptText(r[field], source))
+    return out[:limit] if limit is not None else out
+
+
+# --- Tokenising --------------------------------------------------------------------------------
+
+
+def require_eos(tokenizer, name: str) -> int:
+    """The EOS id every completion ends with; a tokenizer without one is a user error."""
+    if tokenizer.eos_token_id is None:
+        raise TrainDataError(
+            f"the tokenizer of {name} has no eos_token, so completions could not learn to stop. "
+            "Fix: set `eos_token` in its tokenizer_config.json (or pick a model that has one)."
+        )
+    return tokenizer.eos_token_id
+
+
+def _too_long(source: str, length: int, max_length: int, overlong: Overlong, what: str) -> bool:
+    if length <= max_length:
+        return False
+    if overlong == "skip":
+        return True
+    raise TrainDataError(
+        f"{source}: the {what} is {length} tokens, longer than max_length {max_length}. Fix: "
+        "raise `max_length`, shorten the example, or set `overlong: skip` to drop such examples."
+    )
+
+
+def tokenize_pair(tokenizer, prompt: str, completion: str, eos_id: int) -> TokenizedExample:
+    """Prompt and completion tokenised apart, so the boundary is exact, then EOS appended."""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return TokenizedExample(prompt_ids + completion_ids + [eos_id], len(prompt_ids))
+
+
+def tokenize_demonstrations(
+    demos: list[Demonstration], tokenizer, max_length: int, overlong: Overlong, name: str
+) -> tuple[list[TokenizedExample], int]:
+    """Tokenised demonstrations and how many were skipped for length."""
+    eos = require_eos(tokenizer, name)
+    out, skipped = [], 0
+    for d in demos:
+        ex = tokenize_pair(tokenizer, d.prompt, d.completion, eos)
+        if _too_long(d.source, len(ex.input_ids), max_length, overlong, "prompt + completion"):
+            skipped += 1
+            continue
+        out.append(ex)
+    return out, skipped
+
+
+def tokenize_rankings(
+    rankings: list[Ranking], tokenizer, max_length: int, overlong: Overlong, name: str
+) -> tuple[list[tuple[list[TokenizedExample], tuple[int, ...]]], int]:
+    """Each ranking as (tokenised completions, ranks); a ranking with any overlong completion is
+    skipped (or raises) whole, so no prompt loses comparisons silently."""
+    eos = require_eos(tokenizer, name)
+    out, skipped = [], 0
+    for r in rankings:
+        examples = [tokenize_pair(tokenizer, r.prompt, c, eos) for c in r.completions]
+        longest = max(len(e.input_ids) for e in examples)
+        if _too_long(r.source, longest, max_length, overlong, "longest prompt + completion"):
+            skipped += 1
+            continue
+        out.append((examples, r.ranks))
+    return out, skipped
+
+
+def tokenize_prompts(
+    prompts: list[PromptText], tokenizer, max_prompt_length: int, overlong: Overlong
+) -> tuple[list[list[int]], int]:
+    out, skipped = [], 0
+    for p in prompts:
+        ids = tokenizer(p.text)["input_ids"]
+        if _too_long(
+            p.source, len(ids), max_prompt_length, overlong, "prompt (with room for max_new_tokens)"
+        ):
+            skipped += 1
+            continue
+        out.append(ids)
+    return out, skipped
+
+
+def tokenize_texts(texts: list[PromptText], tokenizer, max_length: int) -> list[TokenizedExample]:
+    """Pretraining documents, truncated to max_length (every token is trained on, as in ptx)."""
+    return [
+        TokenizedExample(tokenizer(t.text)["input_ids"][:max_length], 0)
+        for t in texts
+        if t.text.strip()
+    ]
+
+
+# --- Batching ----------------------------------------------------------------------------------
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The example order of one epoch; a pure function of (seed, epoch), so resuming needs only
+    the step number and every process computes the same global batches."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """The example indices of global optimiser step `step` (epochs wrap around; each epoch drops
+    its last partial batch so every step has exactly batch_size examples)."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise TrainDataError(
+            f"only {n} usable examples for a batch of {batch_size}. Fix: lower `batch_size` or "
+            "add data."
+        )
+    epoch, position = divmod(step, per_epoch)
+    order = epoch_order(n, seed, epoch)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def shard(indices: list[int], rank: int, world_size: int) -> list[int]:
+    """This process's share of a global batch (contiguous, so shards differ by at most one)."""
+    size, extra = divmod(len(indices), world_size)
+    start = rank * size + min(rank, extra)
+    return indices[start : start + size + (1 if rank < extra else 0)]
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def pad(
+    sequences: list[list[int]], pad_id: int, side: Literal["left", "right"] = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of sequences padded to the longest."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if side == "right":
+            ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), 1
+        else:
+            ids[i, width - len(s) :], mask[i, width - len(s) :] = torch.tensor(s), 1
+    return ids, mask
+
+
+def label_count(example: TokenizedExample) -> int:
+    """How many of the example's tokens are predicted and trained on (the first never is)."""
+    return len(example.input_ids) - max(example.prompt_length, 1)
+
+
+@dataclass(frozen=True)
+class PretrainStream:
+    """Pretraining documents served in batches keyed by optimiser step (resumable by step)."""
+
+    examples: list[TokenizedExample]
+    batch_size: int
+    seed: int
+
+    def global_batch(self, step: int) -> list[int]:
+        return batch_indices(len(self.examples), self.batch_size, self.seed + 7919, step)
+
+    def num_tokens(self, step: int) -> int:
+        return sum(label_count(self.examples[i]) for i in self.global_batch(step))
+
+
+def split_off(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, held-out) with round(fraction * n) items held out, chosen by a seeded shuffle."""
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = round(fraction * len(items))
+    held = set(order[:n_val])
+    return [x for i, x in enumerate(items) if i not in held], [items[i] for i in sorted(held)]

@@ -1,0 +1,80 @@
+"""The whole InstructGPT recipe in one command: SFT, then the RM, then PPO-ptx, then curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rlhf_train.config import PipelineConfig
+from rlhf_train.errors import TrainConfigError
+from rlhf_train.ppo import train_ppo
+from rlhf_train.rm import train_rm
+from rlhf_train.sft import train_sft
+from rlhf_train.tracking import read_metrics
+
+
+def run_pipeline(config: PipelineConfig) -> Path:
+    sft_dir = train_sft(config.sft)
+    rm_dir = train_rm(config.rm)
+    ppo = config.ppo.model_copy(
+        update={
+            "policy": config.ppo.policy or str(sft_dir),
+            "reward_model": config.ppo.reward_model or str(rm_dir),
+        }
+    )
+    ppo_dir = train_ppo(ppo)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "sft": json.loads((sft_dir / "sft_summary.json").read_text()),
+        "rm": json.loads((rm_dir / "rm_summary.json").read_text()),
+        "ppo": json.loads((ppo_dir / "ppo_summary.json").read_text()),
+        "ppo_val_score_before": next(
+            (m["val_score"] for m in read_metrics(ppo_dir) if m["step"] == 0 and "val_score" in m),
+            None,
+        ),
+    }
+    (config.output_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2))
+    plot_curves(rm_dir, ppo_dir, config.output_dir / "pipeline_curves.png")
+    if config.eval_suite is not None:
+        run_eval_suite(config.eval_suite)
+    return config.output_dir
+
+
+def plot_curves(rm_dir: Path, ppo_dir: Path, path: Path) -> None:
+    """RM validation accuracy, PPO reward (train and held-out) and KL against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rm, ppo = read_metrics(rm_dir), read_metrics(ppo_dir)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    series = [
+        (axes[0], rm, ["accuracy", "val_accuracy"], "RM pairwise accuracy", "RM step"),
+        (axes[1], ppo, ["score", "val_score"], "reward (RM score)", "PPO iteration"),
+        (axes[2], ppo, ["kl"], "KL(policy || SFT) per completion", "PPO iteration"),
+    ]
+    for ax, metrics, keys, title, xlabel in series:
+        for key in keys:
+            points = [(m["step"], m[key]) for m in metrics if key in m]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_eval_suite(suite: Path) -> None:
+    try:
+        from rlhf_eval.cli import main as eval_main
+    except ImportError as error:
+        raise TrainConfigError(
+            f"eval_suite: {suite} needs rlhf-eval's runner (rlhf_eval.cli), which this "
+            "installation lacks. Fix: remove eval_suite, or run `rlhf-eval` on it yourself."
+        ) from error
+    code = eval_main(["run", str(suite)])
+    if code:
+        raise TrainConfigError(f"eval_suite: rlhf-eval exited with {code} on {suite}.")

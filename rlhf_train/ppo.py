@@ -1,0 +1,410 @@
+"""PPO and PPO-ptx against a reward model (InstructGPT sec. 3.5 "RL", eq. 2, app. C.4).
+
+One iteration: sample completions to a batch of prompts; score them with the RM; build per-token
+rewards (RM score at the end minus beta * KL to the frozen SFT reference); estimate advantages with
+GAE from a value model initialised from the RM; then take clipped PPO steps on policy and value,
+each step optionally adding gamma * pretraining NLL (ptx). The policy stays in eval mode
+throughout, so without dropout the first minibatch's recomputed log-probs equal the rollout's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_constant_schedule
+
+from rlhf_train.checkpoint import (
+    checkpoint_dir,
+    find_checkpoint,
+    load_checkpoint,
+    load_tensors,
+    save_checkpoint,
+    save_model_dir,
+)
+from rlhf_train.config import PPOConfig
+from rlhf_train.data import (
+    batch_indices,
+    chunks,
+    load_prompts,
+    shard,
+    split_off,
+    tokenize_prompts,
+)
+from rlhf_train.errors import TrainConfigError, TrainDataError
+from rlhf_train.losses import (
+    adaptive_kl_beta,
+    assemble_rewards,
+    gae,
+    kl_penalty,
+    masked_mean,
+    ppo_policy_loss,
+    ppo_value_loss,
+    whiten,
+)
+from rlhf_train.modeling import (
+    load_causal_lm,
+    load_scalar_model,
+    load_tokenizer,
+    resolve_model,
+    same_tokenizer,
+    token_logprobs,
+    token_scores,
+)
+from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate
+from rlhf_train.sft import example_loss, pretrain_stream, reduce_mean
+from rlhf_train.tracking import RunLog
+
+
+def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
+    """Optimise the policy against the RM (or `scorer`, e.g. a rule-based reward in tests)."""
+    if config.policy is None:
+        raise TrainConfigError("ppo: `policy` is not set. Fix: point it at the SFT output_dir.")
+    accelerator = Accelerator(log_with=config.log_with or None, project_dir=config.output_dir)
+    set_seed(config.seed)
+    resume = find_checkpoint(config.resume_from) if config.resume_from else None
+    policy_source = resolve_model(config.policy)
+    tokenizer = load_tokenizer(policy_source)
+    policy = load_causal_lm(str(resume / "policy") if resume else policy_source, config.dtype)
+    reference = load_causal_lm(resolve_model(config.reference or config.policy), config.dtype)
+    reference.eval().requires_grad_(False)
+    if scorer is None:
+        if config.reward_model is None:
+            raise TrainConfigError("ppo: `reward_model` is not set. Fix: point it at the RM.")
+        scorer = RewardModelScorer.load(resolve_model(config.reward_model), tokenizer, config.dtype)
+    value_model = build_value_model(config, tokenizer, resume)
+    stop_id = stop_token_id(config, tokenizer)
+
+    prompts, _ = load_and_tokenize_prompts(config, tokenizer)
+    if config.val_prompts is not None:
+        train_prompts = prompts
+        val_prompts, _ = load_and_tokenize_prompts(config, tokenizer, config.val_prompts)
+    else:
+        train_prompts, val_prompts = split_off(prompts, config.val_fraction, config.seed)
+    ptx = pretrain_stream(config.pretrain, tokenizer, config.seed)
+
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": list(policy.parameters()), "lr": config.policy_lr},
+            {"params": list(value_model.parameters()), "lr": config.value_lr},
+        ]
+    )
+    scheduler = get_constant_schedule(optimizer)
+    policy, value_model, optimizer = accelerator.prepare(policy, value_model, optimizer)
+    state = {"iteration": 0, "opt_step": 0, "beta": config.kl.beta}
+    ema = None
+    if resume:
+        state = load_checkpoint(accelerator, resume, optimizer, scheduler)
+        ema = load_tensors(resume, "ema")
+    if config.ema_decay is not None and ema is None:
+        ema = {
+            k: v.detach().clone() for k, v in accelerator.unwrap_model(policy).state_dict().items()
+        }
+    policy.eval()
+    value_model.eval()
+    log = RunLog(
+        accelerator, config.output_dir, config.iterations, state["iteration"], config, "ppo"
+    )
+    evaluate = lambda: held_out_score(accelerator, policy, tokenizer, scorer, val_prompts, config)  # noqa: E731
+    if state["iteration"] == 0 and val_prompts:
+        log.log(0, {"val_score": evaluate()})
+
+    for iteration in range(state["iteration"], config.iterations):
+        # 1. Rollouts from this process's share of the prompt batch.
+        global_batch = batch_indices(
+            len(train_prompts), config.rollout_batch_size, config.seed, iteration
+        )
+        local = [
+            train_prompts[i]
+            for i in shard(global_batch, accelerator.process_index, accelerator.num_processes)
+        ]
+        batch = make_experience(
+            accelerator,
+            policy,
+            reference,
+            value_model,
+            scorer,
+            tokenizer,
+            local,
+            stop_id,
+            state["beta"],
+            config,
+        )
+        # 2. PPO epochs over minibatches, each one optimiser step (plus ptx).
+        metrics = {}
+        for epoch in range(config.ppo_epochs):
+            order = torch.randperm(
+                len(local),
+                generator=torch.Generator().manual_seed(
+                    config.seed * 7919 + iteration * 101 + epoch
+                ),
+            ).tolist()
+            local_mb = max(config.minibatch_size // accelerator.num_processes, 1)
+            for m, minibatch in enumerate(chunks(order, local_mb)):
+                stats = ppo_step(
+                    accelerator,
+                    policy,
+                    value_model,
+                    tokenizer,
+                    batch,
+                    minibatch,
+                    ptx,
+                    state["opt_step"],
+                    config,
+                )
+                if config.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(
+                        list(policy.parameters()) + list(value_model.parameters()),
+                        config.max_grad_norm,
+                    )
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                state["opt_step"] += 1
+                if epoch == 0 and m == 0:
+                    metrics.update({f"first_{k}": v for k, v in stats.items()})
+                metrics.update(stats)
+        # 3. KL coefficient, EMA, logging, evaluation, checkpoint.
+        metrics.update(batch["metrics"])
+        metrics["beta"] = state["beta"]
+        if config.kl.adaptive:
+            state["beta"] = adaptive_kl_beta(
+                state["beta"],
+                metrics["kl"],
+                config.kl.target,
+                config.rollout_batch_size,
+                config.kl.horizon,
+            )
+        if ema is not None:
+            update_ema(ema, accelerator.unwrap_model(policy), config.ema_decay)
+        state["iteration"] = iteration + 1
+        if val_prompts and config.eval_every and state["iteration"] % config.eval_every == 0:
+            metrics["val_score"] = evaluate()
+        log.log(state["iteration"], metrics)
+        log.advance()
+        if config.save_every and state["iteration"] % config.save_every == 0:
+            save_checkpoint(
+                accelerator,
+                checkpoint_dir(config.output_dir, state["iteration"]),
+                {"policy": (policy, tokenizer), "value_model": (value_model, tokenizer)},
+                optimizer,
+                scheduler,
+                state,
+                {"ema": ema} if ema is not None else None,
+            )
+
+    if ema is not None:
+        accelerator.unwrap_model(policy).load_state_dict(ema)
+    final = {}
+    if val_prompts:
+        final["val_score"] = evaluate()
+        log.log(state["iteration"], {"final_val_score": final["val_score"]})
+    save_model_dir(accelerator, policy, tokenizer, config.output_dir)
+    if accelerator.is_main_process:
+        summary = {"iterations": config.iterations, "beta": state["beta"], **final}
+        (config.output_dir / "ppo_summary.json").write_text(json.dumps(summary, indent=2))
+    log.close()
+    return config.output_dir
+
+
+def build_value_model(config: PPOConfig, tokenizer, resume: Path | None):
+    """The value function: a copy of the RM (app. C.4) or the policy with a new scalar head."""
+    if resume is not None:
+        return load_scalar_model(str(resume / "value_model"), config.dtype)
+    if config.value_init == "policy":
+        return load_scalar_model(resolve_model(config.policy), config.dtype)
+    if config.reward_model is None:
+        raise TrainConfigError(
+            "ppo: value_init is reward_model but `reward_model` is not set. Fix: set "
+            "reward_model, or value_init: policy."
+        )
+    source = resolve_model(config.reward_model)
+    if not same_tokenizer(load_tokenizer(source), tokenizer):
+        raise TrainConfigError(
+            f"ppo: the reward model {source} uses a different tokenizer from the policy, so a "
+            "value model initialised from it cannot read the policy's tokens (rewards are still "
+            "computed by retokenising text). Fix: set value_init: policy."
+        )
+    return load_scalar_model(source, config.dtype)
+
+
+def stop_token_id(config: PPOConfig, tokenizer) -> int:
+    if config.stop_token is None:
+        if tokenizer.eos_token_id is None:
+            raise TrainConfigError(
+                "ppo: the policy's tokenizer has no EOS token, so completions cannot stop. Fix: "
+                "set `stop_token` to a token of its vocabulary."
+            )
+        return tokenizer.eos_token_id
+    token_id = tokenizer.convert_tokens_to_ids(config.stop_token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise TrainConfigError(
+            f"ppo: stop_token {config.stop_token!r} is not one token of the "
+            "policy's vocabulary. Fix: name a single token."
+        )
+    return token_id
+
+
+def load_and_tokenize_prompts(config: PPOConfig, tokenizer, source=None):
+    source = source or config.prompts
+    texts = load_prompts(source.path, source.limit)
+    room = config.max_length - config.max_new_tokens
+    if room < 1:
+        raise TrainConfigError("ppo: max_new_tokens leaves no room for prompts in max_length.")
+    ids, skipped = tokenize_prompts(texts, tokenizer, room, config.overlong)
+    if not ids:
+        raise TrainDataError(f"{source.path}: no usable prompts ({skipped} too long).")
+    return ids, skipped
+
+
+@torch.no_grad()
+def make_experience(
+    accelerator, policy, reference, value_model, scorer, tokenizer, prompts, stop_id, beta, config
+) -> dict:
+    """Rollouts with their log-probs, reference log-probs, values, rewards and advantages."""
+    inner = accelerator.unwrap_model(policy)
+    rollout = generate(
+        inner,
+        tokenizer,
+        prompts,
+        config.max_new_tokens,
+        temperature=config.temperature,
+        stop_id=stop_id,
+    )
+    start = rollout.prompt_width - 1  # logits at position t predict token t + 1
+    logprobs = token_logprobs(inner, rollout.sequences, rollout.attention_mask, config.temperature)[
+        :, start:
+    ]
+    ref_logprobs = token_logprobs(
+        reference, rollout.sequences, rollout.attention_mask, config.temperature
+    )[:, start:]
+    values = token_scores(
+        accelerator.unwrap_model(value_model), rollout.sequences, rollout.attention_mask
+    )[:, start:-1]
+    mask = rollout.completion_mask.float()
+    scores = scorer.score(rollout, tokenizer).to(mask.device).float()
+    penalised = scores.clone()
+    if config.missing_eos_penalty is not None:
+        penalised = penalised - config.missing_eos_penalty * (~rollout.ended).float()
+    rewards = assemble_rewards(logprobs, ref_logprobs, penalised, mask, beta)
+    advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)
+    if config.whiten_advantages:
+        mean, var = global_moments(accelerator, advantages, mask)
+        advantages = whiten(advantages, mask, mean, var)
+    kl = (kl_penalty(logprobs, ref_logprobs) * mask).sum(dim=1)
+    metrics = {
+        "score": reduce_mean(accelerator, float(scores.mean())) / accelerator.num_processes,
+        "kl": reduce_mean(accelerator, float(kl.mean())) / accelerator.num_processes,
+        "completion_length": float(mask.sum(dim=1).mean()),
+        "ended_fraction": float(rollout.ended.float().mean()),
+    }
+    return {
+        "rollout": rollout,
+        "logprobs": logprobs,
+        "values": values,
+        "advantages": advantages,
+        "returns": returns,
+        "mask": mask,
+        "metrics": metrics,
+    }
+
+
+def global_moments(accelerator, x: torch.Tensor, mask: torch.Tensor):
+    """Mean and variance of x over masked positions on all processes."""
+    sums = torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum()])
+    if accelerator.num_processes > 1:
+        sums = accelerator.reduce(sums, reduction="sum")
+    mean = sums[0] / sums[2].clamp(min=1)
+    return mean, sums[1] / sums[2].clamp(min=1) - mean * mean
+
+
+def ppo_step(
+    accelerator, policy, value_model, tokenizer, batch, minibatch, ptx, opt_step, config
+) -> dict:
+    """Backward passes for one optimiser step: clipped policy and value losses over the
+    minibatch's tokens, plus coef * pretraining NLL; gradients sync on the last backward only."""
+    rollout: Rollout = batch["rollout"]
+    start = rollout.prompt_width - 1
+    micro_batches = chunks(minibatch, config.micro_batch_size)
+    total_tokens = float(batch["mask"][minibatch].sum())
+    work = []
+    if ptx is not None and config.pretrain.coef > 0:
+        ptx_tokens = ptx.num_tokens(opt_step)
+        ptx_local = shard(
+            ptx.global_batch(opt_step), accelerator.process_index, accelerator.num_processes
+        )
+        work += [("ptx", m) for m in chunks(ptx_local, config.micro_batch_size)]
+    # PPO micro-batches go last: the final backward, the one that syncs gradients across
+    # processes, must run through both the policy and the value model.
+    work += [("ppo", m) for m in micro_batches]
+    sums: dict[str, float] = {}
+    world = accelerator.num_processes
+    for i, (kind, micro) in enumerate(work):
+        with contextlib.ExitStack() as stack:
+            if i < len(work) - 1:
+                stack.enter_context(accelerator.no_sync(policy))
+                stack.enter_context(accelerator.no_sync(value_model))
+            if kind == "ppo":
+                part = rollout.rows(micro)
+                mask = batch["mask"][micro]
+                logprobs = token_logprobs(
+                    policy, part.sequences, part.attention_mask, config.temperature
+                )[:, start:]
+                values = token_scores(value_model, part.sequences, part.attention_mask)[:, start:-1]
+                pg_loss, pg_stats = ppo_policy_loss(
+                    logprobs,
+                    batch["logprobs"][micro],
+                    batch["advantages"][micro],
+                    mask,
+                    config.clip,
+                )
+                vf_loss, vf_stats = ppo_value_loss(
+                    values, batch["values"][micro], batch["returns"][micro], mask, config.value_clip
+                )
+                # Token-weighted, so the step's loss is the mean over the minibatch's tokens.
+                weight = float(mask.sum()) / max(total_tokens, 1.0)
+                loss = (pg_loss + config.vf_coef * vf_loss) * weight
+                diff = (logprobs.detach() - batch["logprobs"][micro]).abs() * mask
+                stats = {
+                    "pg_loss": float(pg_loss.detach()) * weight,
+                    "vf_loss": float(vf_loss.detach()) * weight,
+                    "ratio": pg_stats["ratio"] * weight,
+                    "clipfrac": pg_stats["clipfrac"] * weight,
+                    "approx_kl": pg_stats["approx_kl"] * weight,
+                    "value_clipfrac": vf_stats["value_clipfrac"] * weight,
+                }
+                sums["logprob_diff"] = max(sums.get("logprob_diff", 0.0), float(diff.max()))
+            else:
+                nll = example_loss(
+                    policy, [ptx.examples[j] for j in micro], tokenizer.pad_token_id, ptx_tokens
+                )
+                loss = nll * config.pretrain.coef
+                stats = {"ptx_loss": float(nll.detach())}
+            accelerator.backward(loss * world)
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+    return sums
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], model, decay: float) -> None:
+    for name, value in model.state_dict().items():
+        if value.dtype.is_floating_point:
+            ema[name].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
+        else:
+            ema[name].copy_(value)
+
+
+@torch.no_grad()
+def held_out_score(accelerator, policy, tokenizer, scorer, prompts, config) -> float:
+    """Mean reward of greedy completions to held-out prompts (no KL, no penalty)."""
+    inner = accelerator.unwrap_model(policy)
+    scores = []
+    for batch in chunks(prompts, max(config.micro_batch_size, 1)):
+        rollout = generate(inner, tokenizer, batch, config.max_new_tokens, greedy=True)
+        scores += scorer.score(rollout, tokenizer).tolist()
+    return float(masked_mean(torch.tensor(scores), torch.ones(len(scores))))

@@ -1,0 +1,154 @@
+"""Rollouts and their scores: sampling completions, truncating at the stop token, and scoring
+them with a reward model, retokenising from text when its tokenizer differs from the policy's."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from rlhf_train.data import pad
+from rlhf_train.modeling import (
+    load_scalar_model,
+    load_tokenizer,
+    same_tokenizer,
+    sequence_scores,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Rollout:
+    """Left-padded prompts followed by right-padded completions, in the policy's tokens."""
+
+    sequences: torch.Tensor
+    """[batch, prompt_width + completion_width]"""
+    attention_mask: torch.Tensor
+    prompt_width: int
+    completion_mask: torch.Tensor
+    """[batch, completion_width]: 1 up to and including the stop token."""
+    ended: torch.Tensor
+    """[batch] bool: the completion emitted the stop token (else it hit max_new_tokens)."""
+
+    @property
+    def completions(self) -> torch.Tensor:
+        return self.sequences[:, self.prompt_width :]
+
+    def rows(self, index: torch.Tensor | list[int]) -> Rollout:
+        return Rollout(
+            self.sequences[index],
+            self.attention_mask[index],
+            self.prompt_width,
+            self.completion_mask[index],
+            self.ended[index],
+        )
+
+
+class Scorer(Protocol):
+    """Anything that turns rollouts into one scalar reward per completion."""
+
+    def score(self, rollout: Rollout, tokenizer) -> torch.Tensor: ...
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    stop_id: int | None = None,
+) -> Rollout:
+    """Sample completions (ancestral sampling at `temperature`, or greedy) and cut each at its
+    first stop token; later tokens are masked out, never scored or trained on."""
+    stop_id = tokenizer.eos_token_id if stop_id is None else stop_id
+    input_ids, attention_mask = pad(prompts, tokenizer.pad_token_id, side="left")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sampling = {} if greedy else {"temperature": temperature, "top_k": 0, "top_p": 1.0}
+    out = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=1,
+        do_sample=not greedy,
+        eos_token_id=stop_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **sampling,
+    )
+    model.train(was_training)
+    width = input_ids.shape[1]
+    completions = out[:, width:]
+    is_stop = completions == stop_id
+    ended = is_stop.any(dim=1)
+    # Keep tokens up to and including the first stop token.
+    after_stop = (is_stop.long().cumsum(dim=1) - is_stop.long()) > 0
+    completion_mask = (~after_stop).long()
+    completions = completions.masked_fill(after_stop, tokenizer.pad_token_id)
+    sequences = torch.cat([input_ids.to(device), completions], dim=1)
+    full_mask = torch.cat([attention_mask.to(device), completion_mask], dim=1)
+    return Rollout(sequences, full_mask, width, completion_mask, ended)
+
+
+def decode_rollout(rollout: Rollout, tokenizer) -> tuple[list[str], list[str]]:
+    """(prompt texts, completion texts) without padding or the stop token."""
+    prompts, completions = [], []
+    for i in range(rollout.sequences.shape[0]):
+        prompt = rollout.sequences[i, : rollout.prompt_width][
+            rollout.attention_mask[i, : rollout.prompt_width] > 0
+        ]
+        completion = rollout.completions[i][rollout.completion_mask[i] > 0]
+        if rollout.ended[i]:
+            completion = completion[:-1]
+        prompts.append(tokenizer.decode(prompt, skip_special_tokens=True))
+        completions.append(tokenizer.decode(completion, skip_special_tokens=True))
+    return prompts, completions
+
+
+class RewardModelScorer:
+    """r_theta(x, y) from a trained reward model, including its stored bias."""
+
+    def __init__(self, model, tokenizer, policy_tokenizer, batch_size: int = 16):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.retokenize = not same_tokenizer(tokenizer, policy_tokenizer)
+        if self.retokenize:
+            # The RM cannot read the policy's ids; scoring them anyway would silently give noise.
+            logger.warning(
+                "the reward model's tokenizer differs from the policy's: completions are decoded "
+                "to text and retokenised for the reward model."
+            )
+
+    @classmethod
+    def load(cls, source: str, policy_tokenizer, dtype: str = "float32") -> RewardModelScorer:
+        return cls(load_scalar_model(source, dtype), load_tokenizer(source), policy_tokenizer)
+
+    @torch.no_grad()
+    def score(self, rollout: Rollout, policy_tokenizer=None) -> torch.Tensor:
+        if not self.retokenize:
+            return sequence_scores(self.model, rollout.sequences, rollout.attention_mask)
+        return self.score_texts(*decode_rollout(rollout, policy_tokenizer), rollout.ended.tolist())
+
+    @torch.no_grad()
+    def score_texts(self, prompts: list[str], completions: list[str], ended: list[bool]):
+        """Score text the way the RM was trained: prompt and completion tokenised apart, EOS
+        appended to completions that ended."""
+        rows = []
+        for prompt, completion, stop in zip(prompts, completions, ended, strict=True):
+            ids = self.tokenizer(prompt)["input_ids"]
+            ids += self.tokenizer(completion, add_special_tokens=False)["input_ids"]
+            rows.append(ids + ([self.tokenizer.eos_token_id] if stop else []))
+        device = next(self.model.parameters()).device
+        scores = []
+        for start in range(0, len(rows), self.batch_size):
+            input_ids, mask = pad(
+                rows[start : start + self.batch_size], self.tokenizer.pad_token_id
+            )
+            scores.append(sequence_scores(self.model, input_ids.to(device), mask.to(device)))
+        return torch.cat(scores)

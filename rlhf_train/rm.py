@@ -1,0 +1,231 @@
+"""Reward-model training on K-way rankings (InstructGPT sec. 3.5 "RM"), read top to bottom.
+
+All C(K, 2) comparisons of a prompt form one batch element, so batches count prompts, and each
+completion goes through the model once however many pairs it is in. After training, a bias is
+stored in the checkpoint config (`reward_bias`) so that demonstrations score 0 on average.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_cosine_schedule_with_warmup
+
+from rlhf_train.checkpoint import (
+    checkpoint_dir,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_dir,
+)
+from rlhf_train.config import RMConfig
+from rlhf_train.data import (
+    Demonstration,
+    TokenizedExample,
+    batch_indices,
+    chunks,
+    load_demonstrations,
+    load_rankings,
+    pad,
+    shard,
+    split_off,
+    tokenize_demonstrations,
+    tokenize_rankings,
+)
+from rlhf_train.errors import TrainDataError
+from rlhf_train.losses import pairwise_accuracy, ranking_pairs, rm_loss
+from rlhf_train.modeling import (
+    REWARD_BIAS_KEY,
+    load_scalar_model,
+    load_tokenizer,
+    resolve_model,
+    reward_bias,
+    sequence_scores,
+)
+from rlhf_train.sft import reduce_mean
+from rlhf_train.tracking import RunLog
+
+Ranked = tuple[list[TokenizedExample], tuple[int, ...]]
+
+
+def train_rm(config: RMConfig) -> Path:
+    """Train a scalar reward model on rankings; the model and its bias land in output_dir."""
+    accelerator = Accelerator(log_with=config.log_with or None, project_dir=config.output_dir)
+    set_seed(config.seed)
+    resume = find_checkpoint(config.resume_from) if config.resume_from else None
+    source = str(resume / "reward_model") if resume else resolve_model(config.model)
+    tokenizer = load_tokenizer(source)
+    model = load_scalar_model(source, config.dtype)
+
+    rankings = load_rankings(config.data.path, config.data.limit)
+    if config.val_data is not None:
+        train_rankings = rankings
+        val_rankings = load_rankings(config.val_data.path, config.val_data.limit)
+    else:
+        train_rankings, val_rankings = split_off(rankings, config.val_fraction, config.seed)
+    tokenize = lambda r: tokenize_rankings(  # noqa: E731
+        r, tokenizer, config.max_length, config.overlong, source
+    )
+    (train, skipped), (val, val_skipped) = tokenize(train_rankings), tokenize(val_rankings)
+    if not train:
+        raise TrainDataError(f"{config.data.path}: no usable rankings ({skipped} too long).")
+
+    steps_per_epoch = len(train) // config.optim.batch_size
+    total_steps = config.optim.epochs * steps_per_epoch
+    if config.optim.max_steps is not None:
+        total_steps = min(total_steps, config.optim.max_steps)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = {"step": 0}
+    if resume:
+        state = load_checkpoint(accelerator, resume, optimizer, scheduler)
+    eval_every = config.eval_every or max(steps_per_epoch, 1)
+    log = RunLog(accelerator, config.output_dir, total_steps, state["step"], config, "rm")
+    if state["step"] == 0:
+        log.log(0, {"skipped_too_long": skipped + val_skipped, "train_prompts": len(train)})
+
+    model.train()
+    for step in range(state["step"], total_steps):
+        global_batch = batch_indices(len(train), config.optim.batch_size, config.seed, step)
+        metrics = rm_step(accelerator, model, tokenizer, train, global_batch, config)
+        if config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] = step + 1
+        metrics["lr"] = scheduler.get_last_lr()[0]
+        if val and (state["step"] % eval_every == 0 or state["step"] == total_steps):
+            metrics.update(
+                evaluate_rankings(
+                    accelerator.unwrap_model(model),
+                    tokenizer,
+                    val,
+                    config.optim.micro_batch_size,
+                    prefix="val_",
+                )
+            )
+        if state["step"] % config.log_every == 0 or state["step"] == total_steps:
+            log.log(state["step"], metrics)
+        log.advance()
+        if config.save_every and state["step"] % config.save_every == 0:
+            save_checkpoint(
+                accelerator,
+                checkpoint_dir(config.output_dir, state["step"]),
+                {"reward_model": (model, tokenizer)},
+                optimizer,
+                scheduler,
+                state,
+            )
+
+    # Sec. 3.5: "normalized so that the labeler demonstrations achieve a mean score of 0".
+    demos = demonstrations_for_bias(config, train_rankings)
+    examples, _ = tokenize_demonstrations(demos, tokenizer, config.max_length, "skip", source)
+    inner = accelerator.unwrap_model(model)
+    bias = reward_bias(inner) - mean_score(
+        inner, tokenizer, examples, config.optim.micro_batch_size
+    )
+    save_model_dir(accelerator, model, tokenizer, config.output_dir, {REWARD_BIAS_KEY: bias})
+    if accelerator.is_main_process:
+        summary = {"steps": total_steps, REWARD_BIAS_KEY: bias, "bias_examples": len(examples)}
+        if val:
+            summary.update(
+                evaluate_rankings(
+                    inner, tokenizer, val, config.optim.micro_batch_size, prefix="val_"
+                )
+            )
+        (config.output_dir / "rm_summary.json").write_text(json.dumps(summary, indent=2))
+    log.close()
+    return config.output_dir
+
+
+def rm_step(accelerator, model, tokenizer, train: list[Ranked], global_batch, config) -> dict:
+    """Forward and backward of one optimiser step over this process's prompts; each micro-batch's
+    summed prompt losses are divided by the global prompt count (eq. 1 averaged over prompts)."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    micro_batches = chunks(shard(global_batch, rank, world), config.optim.micro_batch_size)
+    loss_sum, correct, pairs = 0.0, 0.0, 0
+    for i, micro in enumerate(micro_batches):
+        sync = i == len(micro_batches) - 1
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            scores, winners, losers, prompt = score_rankings(
+                model, tokenizer, [train[j] for j in micro]
+            )
+            loss, _ = rm_loss(scores, winners, losers, prompt, len(micro), len(global_batch))
+            accelerator.backward(loss * world)
+        loss_sum += float(loss.detach())
+        c, n = pairwise_accuracy(scores.detach(), winners, losers)
+        correct, pairs = correct + c, pairs + n
+    return {
+        "loss": reduce_mean(accelerator, loss_sum),
+        "accuracy": reduce_mean(accelerator, correct) / max(reduce_mean(accelerator, pairs), 1),
+    }
+
+
+def score_rankings(model, tokenizer, rankings: list[Ranked]):
+    """Scores of every completion of some rankings in one forward pass, with their pair indices."""
+    sequences, winners, losers, prompt = [], [], [], []
+    for p, (examples, ranks) in enumerate(rankings):
+        offset = len(sequences)
+        sequences += [e.input_ids for e in examples]
+        for w, loser in ranking_pairs(list(ranks)):
+            winners.append(offset + w)
+            losers.append(offset + loser)
+            prompt.append(p)
+    input_ids, attention_mask = pad(sequences, tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    scores = sequence_scores(model, input_ids.to(device), attention_mask.to(device))
+    as_tensor = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
+    return scores, as_tensor(winners), as_tensor(losers), as_tensor(prompt)
+
+
+@torch.no_grad()
+def evaluate_rankings(model, tokenizer, rankings: list[Ranked], batch_size: int, prefix="") -> dict:
+    """Loss and pairwise accuracy over held-out rankings."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, pairs = 0.0, 0.0, 0
+    for batch in chunks(rankings, batch_size):
+        scores, winners, losers, prompt = score_rankings(model, tokenizer, batch)
+        loss, _ = rm_loss(scores, winners, losers, prompt, len(batch), len(rankings))
+        loss_sum += float(loss)
+        c, n = pairwise_accuracy(scores, winners, losers)
+        correct, pairs = correct + c, pairs + n
+    model.train(was_training)
+    return {f"{prefix}loss": loss_sum, f"{prefix}accuracy": correct / max(pairs, 1)}
+
+
+@torch.no_grad()
+def mean_score(model, tokenizer, examples: list[TokenizedExample], batch_size: int) -> float:
+    """Mean r(x, y) over prompt + completion sequences."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for batch in chunks(examples, batch_size):
+        input_ids, attention_mask = pad([e.input_ids for e in batch], tokenizer.pad_token_id)
+        device = next(model.parameters()).device
+        total += float(
+            sequence_scores(model, input_ids.to(device), attention_mask.to(device)).sum()
+        )
+    model.train(was_training)
+    return total / max(len(examples), 1)
+
+
+def demonstrations_for_bias(config: RMConfig, rankings) -> list[Demonstration]:
+    """The configured demonstrations, or else each training ranking's best completion(s)."""
+    if config.demonstrations is not None:
+        return load_demonstrations(config.demonstrations.path, config.demonstrations.limit)
+    return [
+        Demonstration(r.prompt, c, r.source)
+        for r in rankings
+        for c, rank in zip(r.completions, r.ranks, strict=True)
+        if rank == min(r.ranks)
+    ]

@@ -1,0 +1,229 @@
+"""Supervised fine-tuning on demonstrations (InstructGPT sec. 3.5 "SFT"), read top to bottom."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_cosine_schedule_with_warmup
+
+from rlhf_train.checkpoint import (
+    checkpoint_dir,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_dir,
+)
+from rlhf_train.config import PretrainMix, SFTConfig
+from rlhf_train.data import (
+    PretrainStream,
+    TokenizedExample,
+    batch_indices,
+    chunks,
+    label_count,
+    load_demonstrations,
+    load_texts,
+    pad,
+    shard,
+    split_off,
+    tokenize_demonstrations,
+    tokenize_texts,
+)
+from rlhf_train.errors import TrainConfigError, TrainDataError
+from rlhf_train.losses import sft_labels, sft_loss
+from rlhf_train.modeling import causal_logits, load_causal_lm, load_tokenizer, resolve_model
+from rlhf_train.rewards import RewardModelScorer, generate
+from rlhf_train.tracking import RunLog
+
+
+def train_sft(config: SFTConfig) -> Path:
+    """Fine-tune `config.model` on demonstrations; the selected model lands in output_dir."""
+    accelerator = Accelerator(log_with=config.log_with or None, project_dir=config.output_dir)
+    set_seed(config.seed)
+    resume = find_checkpoint(config.resume_from) if config.resume_from else None
+    source = str(resume / "policy") if resume else resolve_model(config.model)
+    tokenizer = load_tokenizer(source)
+    model = load_causal_lm(source, config.dtype)
+
+    # Data: demonstrations (train/validation) and optional pretraining text.
+    demos = load_demonstrations(config.data.path, config.data.limit)
+    if config.val_data is not None:
+        train_demos = demos
+        val_demos = load_demonstrations(config.val_data.path, config.val_data.limit)
+    else:
+        train_demos, val_demos = split_off(demos, config.val_fraction, config.seed)
+    tokenize = lambda d: tokenize_demonstrations(  # noqa: E731
+        d, tokenizer, config.max_length, config.overlong, source
+    )
+    (train, skipped), (val, val_skipped) = tokenize(train_demos), tokenize(val_demos)
+    if not train:
+        raise TrainDataError(f"{config.data.path}: no usable demonstrations ({skipped} too long).")
+    ptx = pretrain_stream(config.pretrain, tokenizer, config.seed)
+    selector = load_selector(config, tokenizer)
+
+    # Optimiser, cosine schedule, devices.
+    steps_per_epoch = len(train) // config.optim.batch_size
+    total_steps = config.optim.epochs * steps_per_epoch
+    if config.optim.max_steps is not None:
+        total_steps = min(total_steps, config.optim.max_steps)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
+    # The scheduler stays unprepared: accelerate would step it once per process.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = {"step": 0, "best": None, "best_step": None}
+    if resume:
+        state = load_checkpoint(accelerator, resume, optimizer, scheduler)
+    eval_every = config.eval_every or max(steps_per_epoch, 1)
+    log = RunLog(accelerator, config.output_dir, total_steps, state["step"], config, "sft")
+    if state["step"] == 0:
+        log.log(0, {"skipped_too_long": skipped + val_skipped, "train_examples": len(train)})
+
+    model.train()
+    for step in range(state["step"], total_steps):
+        global_batch = batch_indices(len(train), config.optim.batch_size, config.seed, step)
+        metrics = sft_step(accelerator, model, tokenizer, train, global_batch, config, ptx, step)
+        if config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] = step + 1
+        metrics["lr"] = scheduler.get_last_lr()[0]
+        if val and (state["step"] % eval_every == 0 or state["step"] == total_steps):
+            metrics["val_loss"] = validation_loss(accelerator, model, tokenizer, val, config)
+            if config.select_by == "rm_score":
+                metrics["val_rm_score"] = rm_select_score(
+                    accelerator, model, tokenizer, selector, val_demos, config
+                )
+            score = -metrics.get("val_rm_score", -metrics["val_loss"])
+            if config.select_by != "last" and (state["best"] is None or score < state["best"]):
+                state["best"], state["best_step"] = score, state["step"]
+                save_model_dir(accelerator, model, tokenizer, config.output_dir)
+        if state["step"] % config.log_every == 0 or state["step"] == total_steps:
+            log.log(state["step"], metrics)
+        log.advance()
+        if config.save_every and state["step"] % config.save_every == 0:
+            save_checkpoint(
+                accelerator,
+                checkpoint_dir(config.output_dir, state["step"]),
+                {"policy": (model, tokenizer)},
+                optimizer,
+                scheduler,
+                state,
+            )
+
+    if config.select_by == "last" or state["best"] is None:
+        save_model_dir(accelerator, model, tokenizer, config.output_dir)
+    if accelerator.is_main_process:
+        summary = {"steps": total_steps, "selected_step": state["best_step"] or total_steps}
+        (config.output_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2))
+    log.close()
+    return config.output_dir
+
+
+def sft_step(accelerator, model, tokenizer, train, global_batch, config, ptx, step) -> dict:
+    """Forward and backward for one optimiser step: this process's share of the global batch in
+    micro-batches, each loss divided by the step's total token count so that accumulation and
+    data parallelism reproduce the gradient of the whole batch."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    num_tokens = sum(label_count(train[i]) for i in global_batch)
+    work = [
+        ("sft", m) for m in chunks(shard(global_batch, rank, world), config.optim.micro_batch_size)
+    ]
+    if ptx is not None and config.pretrain.coef > 0:
+        ptx_tokens = ptx.num_tokens(step)
+        ptx_local = shard(ptx.global_batch(step), rank, world)
+        work += [("ptx", m) for m in chunks(ptx_local, config.optim.micro_batch_size)]
+    totals = {"sft": 0.0, "ptx": 0.0}
+    for i, (kind, micro) in enumerate(work):
+        # DDP averages gradients over processes, so each local loss is scaled by world size.
+        sync = i == len(work) - 1
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            if kind == "sft":
+                loss = example_loss(
+                    model, [train[j] for j in micro], tokenizer.pad_token_id, num_tokens
+                )
+                scaled = loss * world
+            else:
+                loss = example_loss(
+                    model, [ptx.examples[j] for j in micro], tokenizer.pad_token_id, ptx_tokens
+                )
+                scaled = loss * world * config.pretrain.coef
+            accelerator.backward(scaled)
+        totals[kind] += float(loss.detach())
+    metrics = {"loss": reduce_mean(accelerator, totals["sft"])}
+    if ptx is not None:
+        metrics["ptx_loss"] = reduce_mean(accelerator, totals["ptx"])
+    return metrics
+
+
+def example_loss(model, examples: list[TokenizedExample], pad_id: int, num_tokens: int):
+    """Summed completion-token NLL of some examples divided by `num_tokens`."""
+    input_ids, attention_mask = pad([e.input_ids for e in examples], pad_id)
+    input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
+    prompt_lengths = torch.tensor([e.prompt_length for e in examples], device=input_ids.device)
+    labels = sft_labels(input_ids, attention_mask, prompt_lengths)
+    return sft_loss(causal_logits(model, input_ids, attention_mask), labels, num_tokens)
+
+
+def reduce_mean(accelerator, value: float) -> float:
+    """The step's loss: every process holds a share of the same normalised sum."""
+    if accelerator.num_processes == 1:
+        return value
+    tensor = torch.tensor([value], device=accelerator.device)
+    return float(accelerator.reduce(tensor, reduction="sum"))
+
+
+@torch.no_grad()
+def validation_loss(accelerator, model, tokenizer, val: list[TokenizedExample], config) -> float:
+    """Mean completion-token NLL on the validation demonstrations (same on every process)."""
+    inner = accelerator.unwrap_model(model)
+    was_training = inner.training
+    inner.eval()
+    total_tokens = sum(label_count(e) for e in val)
+    loss = sum(
+        float(example_loss(inner, batch, tokenizer.pad_token_id, total_tokens))
+        for batch in chunks(val, config.optim.micro_batch_size)
+    )
+    inner.train(was_training)
+    return loss if math.isfinite(loss) else float("inf")
+
+
+def load_selector(config: SFTConfig, tokenizer):
+    """The RM that scores validation completions when select_by is rm_score (sec. 3.5)."""
+    if config.select_by != "rm_score":
+        return None
+    if config.select_reward_model is None:
+        raise TrainConfigError(
+            "select_by is rm_score but select_reward_model is not set. Fix: name the reward model "
+            "to score validation completions with, or use select_by: val_loss."
+        )
+    return RewardModelScorer.load(
+        resolve_model(config.select_reward_model), tokenizer, config.dtype
+    )
+
+
+def rm_select_score(accelerator, model, tokenizer, selector, val_demos, config) -> float:
+    """Mean RM score of greedy completions to the validation prompts."""
+    inner = accelerator.unwrap_model(model)
+    prompts = [tokenizer(d.prompt)["input_ids"] for d in val_demos]
+    scores = []
+    for batch in chunks(prompts, config.optim.micro_batch_size):
+        rollout = generate(inner, tokenizer, batch, config.select_max_new_tokens, greedy=True)
+        scores += selector.score(rollout, tokenizer).tolist()
+    return sum(scores) / max(len(scores), 1)
+
+
+def pretrain_stream(mix: PretrainMix | None, tokenizer, seed: int) -> PretrainStream | None:
+    if mix is None:
+        return None
+    texts = load_texts(mix.data.path, mix.data.text_field, mix.data.limit)
+    examples = [e for e in tokenize_texts(texts, tokenizer, mix.max_length) if label_count(e) > 0]
+    return PretrainStream(examples, mix.batch_size, seed)
