@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from rlhf_train.errors import TrainDataError
+
+if TYPE_CHECKING:
+    from rlhf_train.config import DataSource
 
 INSTRUCTION_TEMPLATE = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
 """How instruction-style rows become prompts; ends in a newline so tokens never merge across it."""
@@ -366,6 +370,20 @@ class PretrainStream:
 
     def num_tokens(self, step: int) -> int:
         return sum(label_count(self.examples[i]) for i in self.global_batch(step))
+
+
+def load_split(
+    load: Callable[[Path, int | None], list],
+    source: DataSource,
+    val_source: DataSource | None,
+    val_fraction: float,
+    seed: int,
+) -> tuple[list, list]:
+    """Training and validation records: a separate validation file, or a held-out fraction."""
+    records = load(source.path, source.limit)
+    if val_source is not None:
+        return records, load(val_source.path, val_source.limit)
+    return split_off(records, val_fraction, seed)
 
 
 def split_off(items: list, fraction: float, seed: int) -> tuple[list, list]:

@@ -31,9 +31,9 @@ from rlhf_train.data import (
     chunks,
     load_demonstrations,
     load_rankings,
+    load_split,
     pad,
     shard,
-    split_off,
     tokenize_demonstrations,
     tokenize_rankings,
 )
@@ -62,12 +62,9 @@ def train_rm(config: RMConfig) -> Path:
     tokenizer = load_tokenizer(source)
     model = load_scalar_model(source, config.dtype)
 
-    rankings = load_rankings(config.data.path, config.data.limit)
-    if config.val_data is not None:
-        train_rankings = rankings
-        val_rankings = load_rankings(config.val_data.path, config.val_data.limit)
-    else:
-        train_rankings, val_rankings = split_off(rankings, config.val_fraction, config.seed)
+    train_rankings, val_rankings = load_split(
+        load_rankings, config.data, config.val_data, config.val_fraction, config.seed
+    )
     tokenize = lambda r: tokenize_rankings(  # noqa: E731
         r, tokenizer, config.max_length, config.overlong, source
     )

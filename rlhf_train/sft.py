@@ -27,10 +27,10 @@ from rlhf_train.data import (
     chunks,
     label_count,
     load_demonstrations,
+    load_split,
     load_texts,
     pad,
     shard,
-    split_off,
     tokenize_demonstrations,
     tokenize_texts,
 )
@@ -51,12 +51,9 @@ def train_sft(config: SFTConfig) -> Path:
     model = load_causal_lm(source, config.dtype)
 
     # Data: demonstrations (train/validation) and optional pretraining text.
-    demos = load_demonstrations(config.data.path, config.data.limit)
-    if config.val_data is not None:
-        train_demos = demos
-        val_demos = load_demonstrations(config.val_data.path, config.val_data.limit)
-    else:
-        train_demos, val_demos = split_off(demos, config.val_fraction, config.seed)
+    train_demos, val_demos = load_split(
+        load_demonstrations, config.data, config.val_data, config.val_fraction, config.seed
+    )
     tokenize = lambda d: tokenize_demonstrations(  # noqa: E731
         d, tokenizer, config.max_length, config.overlong, source
     )
