@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest
 from rlhf_eval.models.hf import HFBackend
 from rlhf_eval.models.packing import Pack, ScoringRow
@@ -102,7 +103,7 @@ def test_greedy_flag_marks_exactly_the_argmax_continuation(backend):
     greedy = ScoringRow(0, context, (best,))
     other = ScoringRow(1, context, (second,))
     with torch.inference_mode():
-        results = [r for _, r in backend._score([Pack(context, [greedy, other])], 0, None)]
+        results = [r for _, r in backend._score(0, None, [Pack(context, [greedy, other])])]
     assert [r.is_greedy for r in results] == [True, False]
     expected = F.log_softmax(logits.float(), dim=-1)[[best, second]].tolist()
     assert [r.logprob for r in results] == pytest.approx(expected, abs=1e-5)
@@ -151,3 +152,44 @@ def test_identity_changes_with_everything_that_changes_answers(tiny_model_dir, b
     assert plain.identity == base  # same weights, same dtype
     assert chat.identity != plain.identity and ":chat-" in chat.identity
     assert chat.format_prompt("Hi") == "<user>Hi<bot>"
+
+
+def test_out_of_memory_halves_the_batch_and_changes_no_number(tiny_model_dir, monkeypatch):
+    backend = HFBackend("tiny", str(tiny_model_dir), batch_size=8)
+    expected = backend.loglikelihood(REQUESTS)
+    forward = backend.model.forward
+    sizes = []
+
+    def small_memory(*args, **kwargs):
+        batch = kwargs["input_ids"].shape[0]
+        sizes.append(batch)
+        if batch > 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "forward", small_memory)
+    results = backend.loglikelihood(REQUESTS)
+    for a, b in zip(results, expected, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
+    # 8 -> 4 -> 2 (an odd remainder may halve once more)
+    assert backend.batch_size <= 2 and max(sizes) > 2 and sizes[-1] <= 2
+    generated = backend.generate([GenerationRequest("Why?", max_new_tokens=3)] * 3)
+    assert len(generated) == 3
+
+
+def test_other_errors_and_single_items_are_not_retried_forever(tiny_model_dir, monkeypatch):
+    backend = HFBackend("tiny", str(tiny_model_dir), batch_size=4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(backend.model, "forward", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        backend.loglikelihood(REQUESTS[:2])
+
+    def always_oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(backend.model, "forward", always_oom)
+    with pytest.raises(ModelLoadError, match="a single request does not fit in memory"):
+        backend.loglikelihood(REQUESTS[:2])

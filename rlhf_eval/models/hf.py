@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import inspect
+import logging
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,8 @@ from rlhf_eval.models.base import (
 )
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -145,10 +149,12 @@ class HFBackend:
         rows = [self._row(i, r) for i, r in enumerate(requests)]
         results: list[Loglikelihood | None] = [None] * len(rows)
         for prefix, group in self._prefix_groups(rows):
-            cache = self._prefix_cache(prefix)
+            # One sequence cannot be split: out of memory here is a clear error, not a retry.
+            cache = _halving_on_oom(self, [prefix], lambda b: self._prefix_cache(b[0]))
             packs = build_packs(group, len(prefix), MAX_PACK_TOKENS, self.share_prefix)
             for batch in self._batches(packs):
-                for row, result in self._score(batch, len(prefix), cache):
+                scored = _halving_on_oom(self, batch, partial(self._score, len(prefix), cache))
+                for row, result in scored:
                     results[row.index] = result
         return results  # type: ignore[return-value]
 
@@ -193,8 +199,8 @@ class HFBackend:
             yield ordered[start : start + self.batch_size]
 
     def _score(
-        self, packs: list[Pack], prefix_length: int, cache
-    ) -> Iterator[tuple[ScoringRow, Loglikelihood]]:
+        self, prefix_length: int, cache, packs: list[Pack]
+    ) -> list[tuple[ScoringRow, Loglikelihood]]:
         pad = self.tokenizer.pad_token_id or 0
         batch = pack_batch(packs, prefix_length, pad, self.model.dtype)
         kwargs = {}
@@ -207,12 +213,14 @@ class HFBackend:
             use_cache=False,
             **kwargs,
         ).logits
+        scored = []
         for row, b, positions in batch.picks:
             logprobs = F.log_softmax(logits[b, positions].float(), dim=-1)
             targets = torch.tensor(row.targets, device=logprobs.device)
             chosen = logprobs.gather(1, targets[:, None]).squeeze(1)
             greedy = bool((logprobs.argmax(dim=-1) == targets).all())
-            yield row, Loglikelihood(float(chosen.sum()), len(row.targets), greedy)
+            scored.append((row, Loglikelihood(float(chosen.sum()), len(row.targets), greedy)))
+        return scored
 
     # ---- generation -------------------------------------------------------------------------
 
@@ -236,7 +244,9 @@ class HFBackend:
             key=lambda i: (_settings(requests[i]), -lengths[i]),
         )
         for batch in _chunks(order, self.batch_size, key=lambda i: _settings(requests[i])):
-            outputs = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
+            outputs = _halving_on_oom(
+                self, batch, lambda b: self._generate_batch([prompts[i] for i in b], requests[b[0]])
+            )
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
         return results  # type: ignore[return-value]
@@ -272,6 +282,43 @@ class HFBackend:
                 counts.append(len(kept))
             generations.append(Generation(tuple(texts), tuple(counts)))
         return generations
+
+
+def _halving_on_oom(backend: HFBackend, batch: list, run) -> list:
+    """run(batch), splitting the batch in half on out-of-memory until single items fail.
+
+    Later batches start at the size that worked, so one large batch costs one retry, not one
+    per batch. Results do not depend on batch size, so splitting changes no number.
+    """
+    try:
+        return run(batch)
+    except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
+        if not _out_of_memory(error):
+            raise
+        if len(batch) == 1:
+            raise ModelLoadError(
+                f"model '{backend.name}': a single request does not fit in memory ({error}). "
+                "Fix: lower max_length, use a smaller dtype, or a device with more memory."
+            ) from error
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(batch) // 2
+        backend.batch_size = max(1, min(backend.batch_size, half))
+        logger.warning(
+            "%s: out of memory at batch %d; retrying at %d", backend.name, len(batch), half
+        )
+        return _halving_on_oom(backend, batch[:half], run) + _halving_on_oom(
+            backend, batch[half:], run
+        )
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    message = str(error).lower()
+    return (
+        isinstance(error, torch.OutOfMemoryError)
+        or "out of memory" in message
+        or "can't allocate memory" in message  # the CPU allocator's wording
+    )
 
 
 def _settings(request: GenerationRequest) -> tuple:
