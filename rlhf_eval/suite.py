@@ -26,10 +26,14 @@ class GenerationDefaults(_Closed):
 
 
 class ModelSpec(_Closed):
-    """One model to evaluate. Exactly one of path, hub_id or alias says where it comes from."""
+    """One model to evaluate.
+
+    For `backend: hf`, exactly one of path, hub_id or alias says where the weights come from.
+    For `backend: openai`, an OpenAI-compatible server at `base_url` serves `model`.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    backend: Literal["hf"] = "hf"
+    backend: Literal["hf", "openai"] = "hf"
     path: Path | None = None
     hub_id: str | None = None
     alias: str | None = None
@@ -43,9 +47,29 @@ class ModelSpec(_Closed):
     max_length: int | None = Field(None, ge=2)
     trust_remote_code: bool = False
     generation: GenerationDefaults = GenerationDefaults()
+    base_url: str | None = None
+    """`backend: openai` only: the server, e.g. http://127.0.0.1:8000 (with or without /v1)."""
+    model: str | None = None
+    """`backend: openai` only: the model name the server knows (its /v1/models id)."""
+    api_key_env: str | None = None
+    """`backend: openai` only: the environment variable holding the API key."""
+    max_concurrency: int = Field(8, ge=1)
+    requests_per_minute: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
+        if self.backend == "openai":
+            return self._check_openai()
+        server_fields = [
+            f
+            for f in ("base_url", "model", "api_key_env", "requests_per_minute")
+            if getattr(self, f) is not None
+        ]
+        if server_fields:
+            raise ValueError(
+                f"only `backend: openai` uses {', '.join(server_fields)}; remove them or set "
+                "`backend: openai`"
+            )
         given = [f for f in ("path", "hub_id", "alias") if getattr(self, f) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -59,8 +83,30 @@ class ModelSpec(_Closed):
             )
         return self
 
+    def _check_openai(self) -> ModelSpec:
+        missing = [f for f in ("base_url", "model") if getattr(self, f) is None]
+        if missing:
+            raise ValueError(
+                f"`backend: openai` needs {' and '.join(missing)}: `base_url` (the server, e.g. "
+                "http://127.0.0.1:8000) and `model` (the model name the server serves)"
+            )
+        given = [f for f in ("path", "hub_id", "alias") if getattr(self, f) is not None]
+        if given:
+            raise ValueError(
+                f"`backend: openai` does not use {', '.join(given)} (the server holds the "
+                "weights); remove them, or use `backend: hf`"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"`base_url` '{self.base_url}' is not an http(s) URL; write it like "
+                "http://127.0.0.1:8000"
+            )
+        return self
+
     def source(self) -> str:
         """What to hand to from_pretrained (aliases are resolved at load time)."""
+        if self.backend == "openai":
+            return f"{self.base_url} {self.model}"
         return str(self.path) if self.path is not None else (self.hub_id or self.alias or "")
 
 

@@ -86,6 +86,51 @@ def test_model_needs_exactly_one_source(tmp_path):
     assert "models[0]" in message and "exactly one of `path`" in message
 
 
+OPENAI = """\
+models:
+  - name: served
+    backend: openai
+{fields}
+tasks:
+  - name: truthfulqa_mc
+    data: data.json
+"""
+
+
+def test_openai_model_entry(tmp_path):
+    fields = "    base_url: http://127.0.0.1:8000\n    model: smollm2\n    max_concurrency: 4"
+    spec = load_suite(write_suite(tmp_path, OPENAI.format(fields=fields))).suite.models[0]
+    assert (spec.base_url, spec.model, spec.max_concurrency) == (
+        "http://127.0.0.1:8000",
+        "smollm2",
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ("    base_url: http://127.0.0.1:8000", "`backend: openai` needs model"),
+        ("    base_url: 127.0.0.1:8000\n    model: m", "not an http(s) URL"),
+        (
+            "    base_url: http://127.0.0.1:8000\n    model: m\n    alias: smollm2-135m-instruct",
+            "does not use alias",
+        ),
+    ],
+)
+def test_openai_model_entry_mistakes(tmp_path, fields, expected):
+    message = _error(tmp_path, OPENAI.format(fields=fields))
+    assert "suite.yaml:2" in message and expected in message
+
+
+def test_server_fields_need_backend_openai(tmp_path):
+    body = OPENAI.format(fields="    alias: smollm2-135m-instruct\n    model: m").replace(
+        "    backend: openai\n", ""
+    )
+    message = _error(tmp_path, body)
+    assert "only `backend: openai` uses model" in message
+
+
 def test_unknown_alias(tmp_path):
     body = "models:\n  - name: a\n    alias: gpt-5\ntasks:\n  - name: truthfulqa_mc\n"
     assert "smollm2-135m-instruct" in _error(tmp_path, body)

@@ -12,7 +12,19 @@ if TYPE_CHECKING:
 
 
 def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
-    """Resolve where the weights are, then load them with the entry's backend."""
+    """Connect to the entry's server, or resolve where the weights are and load them."""
+    if spec.backend == "openai":
+        from rlhf_eval.models.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(
+            spec.name,
+            spec.base_url or "",
+            spec.model or "",
+            api_key_env=spec.api_key_env,
+            max_concurrency=spec.max_concurrency,
+            requests_per_minute=spec.requests_per_minute,
+        )
+
     from rlhf_eval.models.hf import HFBackend
 
     if spec.path is not None:
