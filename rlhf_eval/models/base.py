@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -53,6 +54,12 @@ class Generation:
 
     texts: tuple[str, ...]
     n_tokens: tuple[int, ...]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text up to the earliest stop string (backends stop late; every one cuts here)."""
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return text if cut < 0 else text[:cut]
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from rlhf_eval.models.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    cut_at_stop,
 )
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
@@ -277,7 +278,7 @@ class HFBackend:
             texts, counts = [], []
             for row in new_tokens[p * settings.n : (p + 1) * settings.n]:
                 kept = [t for t in row.tolist() if t != tokenizer.pad_token_id]
-                text = _cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), settings.stop)
+                text = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), settings.stop)
                 texts.append(text)
                 counts.append(len(kept))
             generations.append(Generation(tuple(texts), tuple(counts)))
@@ -334,11 +335,6 @@ def _chunks(order: list[int], size: int, key) -> Iterator[list[int]]:
         batch.append(i)
     if batch:
         yield batch
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
-    return text if cut < 0 else text[:cut]
 
 
 def _shared_prefix(group: list[ScoringRow], common: int) -> tuple[int, ...]:

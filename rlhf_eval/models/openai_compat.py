@@ -24,6 +24,7 @@ from rlhf_eval.models.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    cut_at_stop,
 )
 
 T = TypeVar("T")
@@ -196,7 +197,7 @@ class OpenAICompatBackend:
             choices = choices[:wanted]
             used = (response.get("usage") or {}).get("completion_tokens")
             for choice in choices:
-                texts.append(_cut_at_stop(choice.get("text", ""), request.stop or ()))
+                texts.append(cut_at_stop(choice.get("text", ""), request.stop or ()))
                 # The API reports one total over the choices, so several share it evenly.
                 counts.append(round(used / len(choices)) if used is not None else 0)
         return Generation(tuple(texts), tuple(counts))
@@ -413,8 +414,3 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
-    return text if cut < 0 else text[:cut]
