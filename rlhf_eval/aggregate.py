@@ -19,6 +19,12 @@ def _valid(sample: dict, metric: str) -> bool:
     return sample.get("error") is None and value is not None and not math.isnan(value)
 
 
+def shared_clusters(groups: list[str]) -> list[str] | None:
+    """The cluster ids when some items share one; None when every item stands alone, so the
+    plain (unclustered) bootstrap runs."""
+    return groups if len(set(groups)) < len(groups) else None
+
+
 def metric_values(samples: list[dict], metric: str) -> tuple[dict[str, float], dict[str, str]]:
     """Valid values by doc id, and each doc's cluster; errored or missing values are left out."""
     values, clusters = {}, {}
@@ -98,7 +104,7 @@ def estimate_corpus(
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
-        clusters=groups if len(set(groups)) < len(groups) else None,
+        clusters=shared_clusters(groups),
     )
 
 
@@ -119,19 +125,8 @@ def paired_test(
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
-        clusters=groups if len(set(groups)) < len(groups) else None,
+        clusters=shared_clusters(groups),
     )
-
-
-def paired_delta(
-    candidate: dict[str, float],
-    baseline: dict[str, float],
-    clusters: dict[str, str],
-    settings: StatsSettings,
-    seed: int,
-) -> stats.Estimate:
-    """Candidate minus baseline on the documents both scored, clustered where docs share one."""
-    return paired_test(candidate, baseline, clusters, settings, seed).delta
 
 
 def compare_metric(
@@ -157,7 +152,7 @@ def compare_metric(
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
-        clusters=groups if len(set(groups)) < len(groups) else None,
+        clusters=shared_clusters(groups),
     )
 
 
@@ -278,9 +273,8 @@ def _metric_result(
         estimate = estimate_corpus(spec, samples, settings, seed)
     else:
         found, groups = metric_values(samples, spec.name)
-        clustered = len(set(groups.values())) < len(groups)
         estimate = estimate_metric(
-            spec, list(found.values()), list(groups.values()) if clustered else None, settings, seed
+            spec, list(found.values()), shared_clusters(list(groups.values())), settings, seed
         )
     return MetricResult(
         model=model,
