@@ -13,11 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
-from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest, ModelBackend
+from rlhf_eval.answering import answer
+from rlhf_eval.judging import Judges
+from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
-from rlhf_eval.suite import GenerationDefaults, LoadedSuite, ModelSpec
+from rlhf_eval.suite import LoadedSuite, ModelSpec
 from rlhf_eval.tasks.base import Document, Sample, Task, registered_tasks
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
@@ -47,6 +49,9 @@ def run_suite(
     identities = {m["name"]: m for m in manifest.get("models", [])}
     wall = dict(manifest.get("wall_seconds", {}))
     counts = dict(manifest.get("requests", {}))
+    judges = Judges(loaded, cache)
+    for task in tasks.values():
+        task.judges = judges
     with _progress(show_progress) as progress:
         for spec in suite.models:
             pending = {
@@ -83,7 +88,15 @@ def run_suite(
                 )
             backend.close()
             wall[spec.name] = wall.get(spec.name, 0.0) + time.perf_counter() - started
-            run.write_manifest({**run.manifest(), "wall_seconds": wall, "requests": counts})
+            run.write_manifest(
+                {
+                    **run.manifest(),
+                    "wall_seconds": wall,
+                    "requests": counts,
+                    **_judge_record(run.manifest(), judges),
+                }
+            )
+    judges.close()
     cache.close()
     run.write_results(
         compute_results(
@@ -125,49 +138,42 @@ def _evaluate(
     for start in range(0, len(docs), CHUNK_DOCUMENTS):
         chunk = docs[start : start + CHUNK_DOCUMENTS]
         requests = [task.requests(doc) for doc in chunk]
-        responses = _answer(
+        responses = answer(
             [r for rs in requests for r in rs], backend, cache, count, spec.generation
         )
-        samples, offset = [], 0
-        for doc, doc_requests in zip(chunk, requests, strict=True):
-            answered = responses[offset : offset + len(doc_requests)]
+        answered, offset = [], 0
+        for doc_requests in requests:
+            answered.append(responses[offset : offset + len(doc_requests)])
             offset += len(doc_requests)
-            samples.append(_score(task, doc, answered))
-        run.append_samples(spec.name, task_id, samples)
+        run.append_samples(spec.name, task_id, _score_chunk(task, chunk, answered))
         advance(len(chunk))
 
 
-def _answer(
-    requests: list,
-    backend: ModelBackend,
-    cache: ResponseCache,
-    count: dict[str, int],
-    defaults: GenerationDefaults,
-) -> list:
-    """Responses in request order: cached ones looked up, the rest computed once each."""
-    # The model's generation defaults fill what a task left unset, before the cache key is
-    # taken, so a changed default never serves a stale answer.
-    requests = [
-        r.with_defaults(defaults.max_new_tokens, defaults.temperature, tuple(defaults.stop))
-        if isinstance(r, GenerationRequest)
-        else r
-        for r in requests
-    ]
-    keys = [ResponseCache.key(backend.identity, r) for r in requests]
-    known = cache.get_many(list(dict.fromkeys(keys)))
-    missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}
-    scoring = {k: r for k, r in missing.items() if isinstance(r, LoglikelihoodRequest)}
-    generating = {k: r for k, r in missing.items() if isinstance(r, GenerationRequest)}
-    fresh = {}
-    if scoring:
-        fresh.update(zip(scoring, backend.loglikelihood(list(scoring.values())), strict=True))
-    if generating:
-        fresh.update(zip(generating, backend.generate(list(generating.values())), strict=True))
-    cache.put_many(fresh)
-    count["computed"] += len(fresh)
-    count["cached"] += len(known)
-    known.update(fresh)
-    return [known[k] for k in keys]
+def _score_chunk(task: Task, docs: list[Document], answered: list[list]) -> list[Sample]:
+    """Samples for a chunk: one document at a time unless the task scores in batches (a judge),
+    where an exception fails the chunk's samples, each recorded as a failure."""
+    if type(task).score_batch is Task.score_batch:
+        return [_score(task, doc, responses) for doc, responses in zip(docs, answered, strict=True)]
+    try:
+        samples = task.score_batch(docs, answered)
+    except Exception as error:  # noqa: BLE001  (a judge that fails fails these samples only)
+        return [_failed(task, doc, error) for doc in docs]
+    for sample, doc in zip(samples, docs, strict=True):
+        if sample.cluster is None:
+            sample.cluster = doc.cluster
+    return samples
+
+
+def _judge_record(manifest: dict, judges: Judges) -> dict:
+    """The manifest's `judges` (identities) and `judge_requests`, merged with earlier attempts."""
+    known = {j["name"]: j for j in manifest.get("judges", [])}
+    known.update({j["name"]: j for j in judges.identities()})
+    counts = dict(manifest.get("judge_requests", {}))
+    for name, count in judges.counts.items():
+        before = counts.get(name, {"computed": 0, "cached": 0})
+        counts[name] = {k: before.get(k, 0) + v for k, v in count.items()}
+    judges.counts.clear()
+    return {"judges": list(known.values()), "judge_requests": counts} if known else {}
 
 
 def _score(task: Task, doc: Document, responses: list) -> Sample:
@@ -175,18 +181,22 @@ def _score(task: Task, doc: Document, responses: list) -> Sample:
     try:
         sample = task.score(doc, responses)
     except Exception as error:  # noqa: BLE001  (any scorer bug is recorded, the run goes on)
-        return Sample(
-            doc_id=doc.id,
-            prompt="",
-            target=None,
-            prediction=None,
-            metrics={m.name: None for m in task.metrics},
-            cluster=doc.cluster,
-            error=f"{type(error).__name__}: {error}",
-        )
+        return _failed(task, doc, error)
     if sample.cluster is None:
         sample.cluster = doc.cluster
     return sample
+
+
+def _failed(task: Task, doc: Document, error: Exception) -> Sample:
+    return Sample(
+        doc_id=doc.id,
+        prompt="",
+        target=None,
+        prediction=None,
+        metrics={m.name: None for m in task.metrics},
+        cluster=doc.cluster,
+        error=f"{type(error).__name__}: {error}",
+    )
 
 
 def _manifest(loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task]) -> dict:

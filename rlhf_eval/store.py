@@ -227,7 +227,9 @@ class ResponseCache:
     @staticmethod
     def key(identity: str, request: LoglikelihoodRequest | GenerationRequest) -> str:
         kind = type(request).__name__
-        body = json.dumps(dataclasses.asdict(request), sort_keys=True, ensure_ascii=False)
+        fields = dataclasses.asdict(request)
+        fields.pop("item", None)  # which item a prompt renders never changes the answer
+        body = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(f"{identity}\x00{kind}\x00{body}".encode()).hexdigest()
 
     def get_many(self, keys: list[str]) -> dict[str, Loglikelihood | Generation]:
@@ -260,7 +262,12 @@ def _response_from_json(value: str) -> Loglikelihood | Generation:
     data = json.loads(value)
     if "logprob" in data:
         return Loglikelihood(**data)
-    return Generation(texts=tuple(data["texts"]), n_tokens=tuple(data["n_tokens"]))
+    scores = data.get("scores")
+    return Generation(
+        texts=tuple(data["texts"]),
+        n_tokens=tuple(data["n_tokens"]),
+        scores=None if scores is None else tuple(scores),
+    )
 
 
 def _jsonable(value: Any) -> Any:

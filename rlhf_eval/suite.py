@@ -148,19 +148,23 @@ class Suite(_Closed):
     stats: StatsSettings = StatsSettings()
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
+    judges: list[ModelSpec] = []
+    """Models that score other models' outputs (a TruthfulQA truth judge, an LLM judge); tasks
+    name them in their options. A judge's `role` is ignored."""
     gates: list[GateSpec] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Suite:
         for what, names in (
             ("model name", [m.name for m in self.models]),
+            ("judge name", [j.name for j in self.judges]),
             ("task id", [t.task_id for t in self.tasks]),
         ):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(
                     f"duplicate {what} {', '.join(duplicates)}: give each entry a distinct "
-                    + ("`name`" if what == "model name" else "`id`")
+                    + ("`id`" if what == "task id" else "`name`")
                 )
         if sum(m.role == "baseline" for m in self.models) > 1:
             raise ValueError("at most one model may have `role: baseline`")
@@ -211,6 +215,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     options = _validate_tasks(suite, path, root)
     loaded = LoadedSuite(suite, path.resolve(), text, options)
     _check_model_paths(loaded, root)
+    _check_judge_references(loaded, root)
     _check_gates(loaded, root)
     return loaded
 
@@ -235,17 +240,32 @@ def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
 
 
 def _check_model_paths(loaded: LoadedSuite, root) -> None:
-    for i, model in enumerate(loaded.suite.models):
-        if model.path is None:
-            continue
-        folder = loaded.resolve(model.path)
-        if not (folder / "config.json").is_file():
-            problem = "does not exist" if not folder.exists() else "has no config.json"
-            raise SuiteError(
-                f"{_where(loaded.path, root, ('models', i, 'path'))}: field `models[{i}].path`: "
-                f"{folder} {problem}. Fix: point it at a Hugging Face model folder (relative "
-                "paths are relative to the suite file), or use `hub_id:` for a hub model."
-            )
+    for section in ("models", "judges"):
+        for i, model in enumerate(getattr(loaded.suite, section)):
+            if model.path is None:
+                continue
+            folder = loaded.resolve(model.path)
+            if not (folder / "config.json").is_file():
+                problem = "does not exist" if not folder.exists() else "has no config.json"
+                raise SuiteError(
+                    f"{_where(loaded.path, root, (section, i, 'path'))}: field "
+                    f"`{section}[{i}].path`: {folder} {problem}. Fix: point it at a Hugging Face "
+                    "model folder (relative paths are relative to the suite file), or use "
+                    "`hub_id:` for a hub model."
+                )
+
+
+def _check_judge_references(loaded: LoadedSuite, root) -> None:
+    judges = [j.name for j in loaded.suite.judges]
+    for i, spec in enumerate(loaded.suite.tasks):
+        for name in loaded.options[spec.task_id].judge_names():
+            if name not in judges:
+                raise SuiteError(
+                    f"{_where(loaded.path, root, ('tasks', i))}: task `{spec.task_id}` names "
+                    f"judge '{name}', which `judges:` does not define (judges: "
+                    f"{', '.join(judges) or 'none'}). Fix: add a `judges:` entry named "
+                    f"'{name}' (like a `models:` entry), or change the task's option."
+                )
 
 
 def _check_gates(loaded: LoadedSuite, root) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_eval.answering import answer
 from rlhf_eval.cli import main
 from rlhf_eval.errors import CacheError, RunError
 from rlhf_eval.models.base import Generation, GenerationRequest
-from rlhf_eval.runner import _answer, run_suite
+from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache, RunDir
 from rlhf_eval.suite import GenerationDefaults, load_suite
 from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC
@@ -209,10 +210,10 @@ def test_model_generation_defaults_fill_unset_fields(tmp_path):
     count = {"computed": 0, "cached": 0}
     defaults = GenerationDefaults(max_new_tokens=7, temperature=0.5, stop=["\n"])
     requests = [GenerationRequest("hi"), GenerationRequest("yo", max_new_tokens=3, stop=())]
-    answers = _answer(requests, backend, cache, count, defaults)
+    answers = answer(requests, backend, cache, count, defaults)
     assert [a.texts[0] for a in answers] == ["7/0.5/('\\n',)", "3/0.5/()"]
     # Other defaults are other requests: nothing stale comes back from the cache.
     other = GenerationDefaults(max_new_tokens=9)
-    assert _answer(requests[:1], backend, cache, count, other)[0].texts[0] == "9/0.0/()"
-    assert _answer(requests[:1], backend, cache, count, defaults)[0].texts[0] == "7/0.5/('\\n',)"
+    assert answer(requests[:1], backend, cache, count, other)[0].texts[0] == "9/0.0/()"
+    assert answer(requests[:1], backend, cache, count, defaults)[0].texts[0] == "7/0.5/('\\n',)"
     assert count == {"computed": 3, "cached": 1}

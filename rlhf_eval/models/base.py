@@ -25,6 +25,22 @@ class Loglikelihood:
 
 
 @dataclass(frozen=True)
+class ItemRef:
+    """Which dataset item (and prompt variant) a generation request renders.
+
+    Backends that generate ignore it; the precomputed backend looks outputs made elsewhere up by
+    it. It is not part of the response-cache key: it never changes what a model writes.
+    """
+
+    task: str
+    doc_id: str
+    variant: str = ""
+    """The prompt variant (e.g. RealToxicityPrompts' "respectful"); "" when a task has one."""
+    text: str = ""
+    """The item's own text before any rendering (the question, the prompt to complete)."""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Generate from `prompt`; a field left None takes the model's generation defaults."""
 
@@ -34,6 +50,7 @@ class GenerationRequest:
     temperature: float | None = None
     n: int = 1
     seed: int = 0
+    item: ItemRef | None = None
 
     def with_defaults(
         self, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()
@@ -54,6 +71,9 @@ class Generation:
 
     texts: tuple[str, ...]
     n_tokens: tuple[int, ...]
+    scores: tuple[dict[str, float], ...] | None = None
+    """Per-text scores that came with outputs made elsewhere (the precomputed backend's
+    `toxicity`, `true`, `info` columns); tasks use them instead of running their own scorer."""
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

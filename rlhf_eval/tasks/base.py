@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +16,9 @@ from rlhf_eval.models.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
+
+if TYPE_CHECKING:
+    from rlhf_eval.judging import Judges
 
 Request = LoglikelihoodRequest | GenerationRequest
 Response = Loglikelihood | Generation
@@ -28,6 +31,10 @@ class TaskOptions(BaseModel):
 
     limit: int | None = None
     """Score only the first `limit` documents (in file order)."""
+
+    def judge_names(self) -> list[str]:
+        """Names of the suite's `judges:` these options refer to (checked when the suite loads)."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -103,11 +110,16 @@ class Task:
     """Bump when prompts or scoring change: a resumed run never mixes samples of two versions."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     metrics: ClassVar[tuple[MetricSpec, ...]]
+    breakdowns: ClassVar[tuple[str, ...]] = ()
+    """Keys of Sample.details whose values split every metric into subgroups (e.g. "category",
+    "bias_type", "subtask"), reported beside the overall figure."""
 
     def __init__(self, options: TaskOptions, base_dir: Path):
         self.options = options
         self.base_dir = base_dir
         """Relative data paths resolve against the suite file's folder."""
+        self.judges: Judges | None = None
+        """Set by the runner: the suite's judge models, for tasks that score with one."""
 
     def documents(self) -> list[Document]:
         raise NotImplementedError
@@ -117,6 +129,18 @@ class Task:
 
     def score(self, doc: Document, responses: list[Response]) -> Sample:
         raise NotImplementedError
+
+    def score_batch(self, docs: list[Document], responses: list[list[Response]]) -> list[Sample]:
+        """Score a chunk of documents at once. Tasks that ask a judge override this to send the
+        judge one batch; the runner then records an exception here as every sample's error.
+        The default scores each document alone (the runner isolates each one's errors)."""
+        return [self.score(d, r) for d, r in zip(docs, responses, strict=True)]
+
+    def require_judges(self) -> Judges:
+        """The run's judges; a task that scores with a judge calls this."""
+        if self.judges is None:
+            raise RuntimeError(f"task '{self.name}' scores with a judge but none was attached")
+        return self.judges
 
 
 TASKS: dict[str, type[Task]] = {}
