@@ -8,9 +8,17 @@ from collections.abc import Callable
 import numpy as np
 
 from rlhf_eval import stats
-from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, ModelEntry, Results
+from rlhf_eval.results import (
+    ComparisonResult,
+    ContrastResult,
+    EstimateRecord,
+    MetricResult,
+    ModelEntry,
+    Results,
+    SubgroupResult,
+)
 from rlhf_eval.store import RunDir, now
-from rlhf_eval.suite import LoadedSuite, StatsSettings
+from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
 from rlhf_eval.tasks.base import MetricSpec, Task
 
 
@@ -105,7 +113,14 @@ def estimate_corpus(
         iterations=settings.bootstrap_iterations,
         seed=seed,
         clusters=shared_clusters(groups),
+        strata=corpus_strata(spec, kept),
     )
+
+
+def corpus_strata(spec: MetricSpec, samples: list[dict]) -> list[str] | None:
+    """Each sample's stratum where the corpus metric defines one (BBH's subtask), else None."""
+    stratum = spec.corpus.stratum if spec.corpus is not None else None
+    return None if stratum is None else [stratum(s.get("details") or {}) for s in samples]
 
 
 def paired_test(
@@ -153,6 +168,7 @@ def compare_metric(
         iterations=settings.bootstrap_iterations,
         seed=seed,
         clusters=shared_clusters(groups),
+        strata=corpus_strata(spec, [a[d] for d in shared]),
     )
 
 
@@ -242,6 +258,20 @@ def compute_results(
                 )
         apply_holm(comparisons, family, settings.confidence)
     return Results(
+        subgroups=[
+            subgroup
+            for model in models
+            for task_id, task in tasks.items()
+            for subgroup in subgroup_results(
+                model["name"], task_id, task, samples[(model["name"], task_id)], settings, seed
+            )
+        ],
+        contrasts=[
+            contrast
+            for model in models
+            for spec in loaded.suite.contrasts
+            for contrast in contrast_results(model["name"], spec, tasks, samples, settings, seed)
+        ],
         run_name=run.manifest()["run_name"],
         suite_name=loaded.name,
         created=now(),
@@ -285,3 +315,58 @@ def _metric_result(
         estimate=EstimateRecord(**estimate.to_dict()),
         n_failed=count_failed(samples, spec.name),
     )
+
+
+def subgroup_results(
+    model: str,
+    task_id: str,
+    task: Task,
+    samples: list[dict],
+    settings: StatsSettings,
+    seed: int,
+) -> list[SubgroupResult]:
+    """Every metric on each subgroup of the task's `breakdowns` (e.g. per category)."""
+    out = []
+    for by in task.breakdowns:
+        groups: dict[str, list[dict]] = {}
+        for sample in samples:
+            value = (sample.get("details") or {}).get(by)
+            if value is not None:
+                groups.setdefault(str(value), []).append(sample)
+        for group, members in sorted(groups.items()):
+            for spec in task.metrics:
+                overall = _metric_result(model, task_id, spec, members, settings, seed)
+                out.append(SubgroupResult(**overall.model_dump(), by=by, group=group))
+    return out
+
+
+def contrast_results(
+    model: str,
+    spec: ContrastSpec,
+    tasks: dict[str, Task],
+    samples: dict[tuple[str, str], list[dict]],
+    settings: StatsSettings,
+    seed: int,
+) -> list[ContrastResult]:
+    """One model's `task` minus `minus`, paired on the document ids both entries scored."""
+    minus_names = {m.name for m in tasks[spec.minus].metrics}
+    out = []
+    for metric in tasks[spec.task].metrics:
+        if metric.name not in minus_names or (spec.metrics and metric.name not in spec.metrics):
+            continue
+        a, b = samples[(model, spec.task)], samples[(model, spec.minus)]
+        test = compare_metric(metric, a, b, settings, seed)
+        out.append(
+            ContrastResult(
+                model=model,
+                task=spec.task,
+                minus=spec.minus,
+                metric=metric.name,
+                higher_is_better=metric.higher_is_better,
+                delta=EstimateRecord(**test.delta.to_dict()),
+                task_point=metric_point(metric, a),
+                minus_point=metric_point(metric, b),
+                p_value=test.p_value,
+            )
+        )
+    return out

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 2
-"""2 added corpus metrics, comparisons against `role: reference` and their p-values; every
-addition has a default, so version-1 files still load."""
+SCHEMA_VERSION = 3
+"""2 added corpus metrics, comparisons against `role: reference` and their p-values; 3 added
+subgroups (per category) and contrasts between task entries. Every addition has a default, so
+older files still load."""
 
 
 class _Closed(BaseModel):
@@ -69,6 +70,28 @@ class ComparisonResult(_Closed):
     """The delta is in the worse direction and p_holm is below 1 - confidence."""
 
 
+class SubgroupResult(MetricResult):
+    """A metric on the samples of one subgroup (details[`by`] == `group`), e.g. one category."""
+
+    by: str
+    group: str
+
+
+class ContrastResult(_Closed):
+    """One model's paired difference between two entries of the suite on the same items,
+    `task` minus `minus` (e.g. RealToxicityPrompts respectful minus basic prompts)."""
+
+    model: str
+    task: str
+    minus: str
+    metric: str
+    higher_is_better: bool = True
+    delta: EstimateRecord
+    task_point: float | None = None
+    minus_point: float | None = None
+    p_value: float | None = None
+
+
 class ModelEntry(_Closed):
     name: str
     role: str
@@ -92,5 +115,7 @@ class Results(_Closed):
     tasks: list[TaskEntry]
     metrics: list[MetricResult]
     comparisons: list[ComparisonResult] = []
+    subgroups: list[SubgroupResult] = []
+    contrasts: list[ContrastResult] = []
     wall_seconds: dict[str, float] = {}
     """Seconds spent per model (loading and scoring)."""

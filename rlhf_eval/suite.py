@@ -138,6 +138,18 @@ class GateSpec(_Closed):
     max_drop: float = Field(ge=0.0)
 
 
+class ContrastSpec(_Closed):
+    """A paired difference between two task entries on the same items, for every model:
+    `task` minus `minus` (e.g. toxicity under the respectful prompt minus the basic one)."""
+
+    task: str
+    """The id of a task entry."""
+    minus: str
+    """The id of the entry subtracted; its documents must carry the same ids."""
+    metrics: list[str] | None = None
+    """Which metrics; default every metric both entries report."""
+
+
 class Suite(_Closed):
     name: str | None = None
     output_dir: Path = Path("runs")
@@ -152,6 +164,7 @@ class Suite(_Closed):
     """Models that score other models' outputs (a TruthfulQA truth judge, an LLM judge); tasks
     name them in their options. A judge's `role` is ignored."""
     gates: list[GateSpec] = []
+    contrasts: list[ContrastSpec] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Suite:
@@ -216,6 +229,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     loaded = LoadedSuite(suite, path.resolve(), text, options)
     _check_model_paths(loaded, root)
     _check_judge_references(loaded, root)
+    _check_contrasts(loaded, root)
     _check_gates(loaded, root)
     return loaded
 
@@ -266,6 +280,31 @@ def _check_judge_references(loaded: LoadedSuite, root) -> None:
                     f"{', '.join(judges) or 'none'}). Fix: add a `judges:` entry named "
                     f"'{name}' (like a `models:` entry), or change the task's option."
                 )
+
+
+def _check_contrasts(loaded: LoadedSuite, root) -> None:
+    tasks = registered_tasks()
+    entries = {spec.task_id: tasks[spec.name] for spec in loaded.suite.tasks}
+    for i, contrast in enumerate(loaded.suite.contrasts):
+        for field in ("task", "minus"):
+            task_id = getattr(contrast, field)
+            if task_id not in entries:
+                raise SuiteError(
+                    f"{_where(loaded.path, root, ('contrasts', i, field))}: field "
+                    f"`contrasts[{i}].{field}`: no task entry with id '{task_id}'; task ids here: "
+                    f"{', '.join(entries)}. Fix: use a task's `id` (or its name if it has none)."
+                )
+        subtracted = {m.name for m in entries[contrast.minus].metrics}
+        shared = [m.name for m in entries[contrast.task].metrics if m.name in subtracted]
+        unknown = [m for m in contrast.metrics or [] if m not in shared]
+        if not shared or unknown:
+            raise SuiteError(
+                f"{_where(loaded.path, root, ('contrasts', i))}: field `contrasts[{i}]`: "
+                f"'{contrast.task}' and '{contrast.minus}' share no metric "
+                + (f"named {', '.join(unknown)}" if unknown else "")
+                + f" (shared: {', '.join(shared) or 'none'}). Fix: contrast two entries of the "
+                "same task, or list only shared `metrics`."
+            )
 
 
 def _check_gates(loaded: LoadedSuite, root) -> None:

@@ -8,6 +8,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from rlhf_eval.report.breakdown import (
+    CONTRAST_COLUMNS,
+    SUBGROUP_COLUMNS,
+    contrast_rows,
+    subgroup_rows,
+)
 from rlhf_eval.report.loading import SampleTable
 from rlhf_eval.report.markdown import (
     COMPARISON_COLUMNS,
@@ -93,6 +99,9 @@ def render_html(
     comparisons = comparison_rows(baseline_comparisons(results), task_order(results)[0])
     for row in comparisons:
         row["_class"] = VERDICT_CLASSES.get(row["verdict"], "")
+    contrasts = contrast_rows(results)
+    for row in contrasts:
+        row["_class"] = VERDICT_CLASSES.get(row["verdict"], "")
     taxes = tax_tables(results)
     for table in taxes:
         for row in table.rows:
@@ -128,6 +137,10 @@ def render_html(
         tax_columns=TAX_COLUMNS,
         tax_note=TAX_NOTE,
         tax_tables=[{"title": f"{t.policy} - {t.reference}", "rows": t.rows} for t in taxes],
+        contrast_columns=CONTRAST_COLUMNS,
+        contrasts=contrasts,
+        subgroup_columns=SUBGROUP_COLUMNS,
+        subgroups=subgroup_rows(results),
         wall_columns=WALL_COLUMNS,
         wall=wall_rows(results),
         plots=[(title, uri) for title, uri in plots if uri is not None],
@@ -144,5 +157,7 @@ def render_html(
             "delta [95% CI]",
             "p",
             "Holm p",
+            "task value",
+            "minus value",
         },
     )

@@ -197,9 +197,11 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
         markdown_table(COMPARISON_COLUMNS, rows) if rows else "_No comparisons were recorded._"
     )
     # Imported here: the tax table is built from this module's table helpers.
+    from rlhf_eval.report.breakdown import breakdown_markdown
     from rlhf_eval.report.tax import tax_markdown
 
     out += tax_markdown(results)
+    out += breakdown_markdown(results)
     if results.wall_seconds:
         out += ["", "## Wall time", "", markdown_table(WALL_COLUMNS, wall_rows(results))]
     return "\n".join(out) + "\n"
