@@ -156,6 +156,13 @@ def test_judge_scores_subgroups_and_contrasts(tmp_path, tiny_model_dir, other_ti
     assert "## Contrasts (paired, same items, same model)" in markdown
     assert "| a | p_yes | polite - plain |" in markdown
     assert "## By subgroup" in markdown
+    from rlhf_eval.report.variants import VariantGroup, variant_bars, variant_groups
+
+    groups = variant_groups(results)
+    assert groups == [
+        VariantGroup("test_judged_echo", ["plain", "polite"], ["p_yes", "judged_yes"])
+    ]
+    assert variant_bars(results, groups[0]).startswith(b"\x89PNG")
 
     # A second run answers every judge request from the cache.
     again = run_suite(loaded, run_name="again", show_progress=False)
@@ -211,9 +218,7 @@ def test_suite_rejects_unknown_judge_and_bad_contrast(tmp_path, tiny_model_dir):
       - task: test_judged_echo
         minus: missing
     """
-    with pytest.raises(
-        SuiteError, match=r"suite.yaml:\d+: field `contrasts\[0\].minus`: no task"
-    ):
+    with pytest.raises(SuiteError, match=r"suite.yaml:\d+: field `contrasts\[0\].minus`: no task"):
         load_suite(write_suite(tmp_path, body))
     body = f"""\
     models:

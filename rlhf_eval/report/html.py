@@ -31,6 +31,7 @@ from rlhf_eval.report.markdown import (
 )
 from rlhf_eval.report.plots import delta_forest, metric_bars, tax_forest
 from rlhf_eval.report.tax import TAX_COLUMNS, TAX_NOTE, tax_tables
+from rlhf_eval.report.variants import variant_bars, variant_groups
 from rlhf_eval.results import Results
 from rlhf_eval.tasks.base import Sample
 
@@ -112,6 +113,10 @@ def render_html(
             "Paired deltas, candidate - baseline (95% CI)",
             _data_uri(delta_forest(baseline_comparisons(results))),
         ),
+    ]
+    plots += [
+        (f"{g.task_name} by prompt variant (95% CI)", _data_uri(variant_bars(results, g)))
+        for g in variant_groups(results)
     ]
     plots += [
         (
