@@ -17,6 +17,7 @@ from rlhf_eval.answering import answer
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
+from rlhf_eval.models.precomputed import check_precomputed
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
 from rlhf_eval.suite import LoadedSuite, ModelSpec
@@ -38,6 +39,7 @@ def run_suite(
     tasks = _build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
     documents = {task_id: task.documents() for task_id, task in tasks.items()}
+    check_precomputed(loaded, tasks, documents)
     cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
     run = RunDir.start(

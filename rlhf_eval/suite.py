@@ -25,15 +25,35 @@ class GenerationDefaults(_Closed):
     stop: list[str] = []
 
 
+_GENERATOR_FIELDS = (
+    "path",
+    "hub_id",
+    "alias",
+    "revision",
+    "dtype",
+    "device",
+    "chat_template",
+    "batch_size",
+    "max_length",
+    "trust_remote_code",
+    "base_url",
+    "api_key_env",
+    "max_concurrency",
+    "requests_per_minute",
+)
+"""ModelSpec fields that say how to run a model: `backend: precomputed` rejects them."""
+
+
 class ModelSpec(_Closed):
     """One model to evaluate.
 
     For `backend: hf`, exactly one of path, hub_id or alias says where the weights come from.
     For `backend: openai`, an OpenAI-compatible server at `base_url` serves `model`.
+    For `backend: precomputed`, `file` holds outputs generated elsewhere (the rows of `model`).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    backend: Literal["hf", "openai"] = "hf"
+    backend: Literal["hf", "openai", "precomputed"] = "hf"
     path: Path | None = None
     hub_id: str | None = None
     alias: str | None = None
@@ -50,7 +70,11 @@ class ModelSpec(_Closed):
     base_url: str | None = None
     """`backend: openai` only: the server, e.g. http://127.0.0.1:8000 (with or without /v1)."""
     model: str | None = None
-    """`backend: openai` only: the model name the server knows (its /v1/models id)."""
+    """`backend: openai`: the model name the server knows (its /v1/models id);
+    `backend: precomputed`: whose rows of `file` to read (default: the entry's `name`)."""
+    file: Path | None = None
+    """`backend: precomputed` only: the CSV or JSONL file of outputs (relative to the suite file;
+    rlhf_eval/models/precomputed.py documents its columns)."""
     api_key_env: str | None = None
     """`backend: openai` only: the environment variable holding the API key."""
     max_concurrency: int = Field(8, ge=1)
@@ -58,6 +82,13 @@ class ModelSpec(_Closed):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
+        if self.backend == "precomputed":
+            return self._check_precomputed()
+        if self.file is not None:
+            raise ValueError(
+                "only `backend: precomputed` reads `file`; remove it, or set "
+                "`backend: precomputed` to score the outputs in it"
+            )
         if self.backend == "openai":
             return self._check_openai()
         server_fields = [
@@ -103,10 +134,28 @@ class ModelSpec(_Closed):
             )
         return self
 
+    def _check_precomputed(self) -> ModelSpec:
+        if self.file is None:
+            raise ValueError(
+                "`backend: precomputed` needs `file`: the CSV or JSONL file of outputs generated "
+                "elsewhere (relative paths are relative to the suite file)"
+            )
+        if self.file.suffix.lower() not in (".jsonl", ".csv"):
+            raise ValueError(f"`file` '{self.file}' is neither .jsonl nor .csv; use one of those")
+        unused = [f for f in _GENERATOR_FIELDS if f in self.model_fields_set]
+        if unused:
+            raise ValueError(
+                f"`backend: precomputed` does not use {', '.join(unused)} (the outputs are "
+                "already written); remove them, or use `backend: hf` or `openai` to generate"
+            )
+        return self
+
     def source(self) -> str:
         """What to hand to from_pretrained (aliases are resolved at load time)."""
         if self.backend == "openai":
             return f"{self.base_url} {self.model}"
+        if self.backend == "precomputed":
+            return f"{self.file} {self.model or self.name}"
         return str(self.path) if self.path is not None else (self.hub_id or self.alias or "")
 
 
@@ -256,6 +305,13 @@ def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
 def _check_model_paths(loaded: LoadedSuite, root) -> None:
     for section in ("models", "judges"):
         for i, model in enumerate(getattr(loaded.suite, section)):
+            if model.file is not None and not loaded.resolve(model.file).is_file():
+                raise SuiteError(
+                    f"{_where(loaded.path, root, (section, i, 'file'))}: field "
+                    f"`{section}[{i}].file`: {loaded.resolve(model.file)} does not exist. Fix: "
+                    "point it at the CSV or JSONL file of outputs (relative paths are relative "
+                    "to the suite file)."
+                )
             if model.path is None:
                 continue
             folder = loaded.resolve(model.path)

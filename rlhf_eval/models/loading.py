@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
-    """Connect to the entry's server, or resolve where the weights are and load them."""
+    """Connect to the entry's server, read its outputs file, or resolve where the weights are
+    and load them."""
     if spec.backend == "openai":
         from rlhf_eval.models.openai_compat import OpenAICompatBackend
 
@@ -24,6 +25,11 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
             max_concurrency=spec.max_concurrency,
             requests_per_minute=spec.requests_per_minute,
         )
+
+    if spec.backend == "precomputed":
+        from rlhf_eval.models.precomputed import PrecomputedBackend
+
+        return PrecomputedBackend(spec.name, loaded.resolve(spec.file), spec.model or spec.name)
 
     from rlhf_eval.models.hf import HFBackend
 

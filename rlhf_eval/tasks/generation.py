@@ -12,7 +12,7 @@ from pydantic import Field
 
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Generation, GenerationRequest
+from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
 from rlhf_eval.tasks.base import Document, Sample, Task, TaskOptions
 
 # Answers end at the first newline: the exemplars put one answer per line. A "." stop (as in
@@ -139,13 +139,16 @@ class InstructedGeneration(Task):
 
     def requests(self, doc: Document) -> list[GenerationRequest]:
         # Every setting is explicit: the paper's protocol (greedy, newline stop) is part of the
-        # task, not something a model's generation defaults may change.
+        # task, not something a model's generation defaults may change. The item's text is its
+        # rendered block without instruction and exemplars: unique per item (its id hashes it),
+        # and the same whatever num_fewshot is.
         return [
             GenerationRequest(
                 self.prompt(doc),
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
+                item=ItemRef(self.name, doc.id, text=self.render(doc.data)),
             )
         ]
 

@@ -1,0 +1,448 @@
+"""The precomputed backend: outputs generated elsewhere (another cluster, a batch API), read from a
+CSV or JSONL file and answered as if a model wrote them, so they are scored and compared here.
+
+A suite entry `{name: my-model, backend: precomputed, file: outputs.jsonl, model: my-model}` reads
+the file's rows for `model` (default: the entry's name). One row is one output:
+
+    model    which model wrote it; may be left out when the file holds one model
+    task     the task's registered name (e.g. `drop`); optional
+    id       the item's id (Document.id, as in samples.jsonl and `prompt_rows()`)
+    prompt   the item's own text (ItemRef.text) or the exact rendered prompt
+    variant  the prompt variant (e.g. `respectful`); default ""
+    output   the generated text (required)
+    sample   0, 1, ...: the order of k outputs sampled for one prompt; a request for n samples
+             takes the first n in this order
+    n_tokens how many tokens the output has; optional
+    n, max_new_tokens, temperature, stop
+             ignored: prompt_rows() writes them, with task, id, variant and prompt, for each
+             request of a suite, as the generator's instructions
+    <other>  any other column is a per-output score (`toxicity`, `true`, `info`): a number, or
+             true/false; empty cells and nulls mean "no score". Tasks use these instead of their
+             own scorer (Generation.scores).
+
+Which row answers a request, first match wins, always with the same `variant` and, where the row
+gives a `task`, the same task:
+  1. a row whose `prompt` is exactly the rendered prompt (it pins instruction and exemplars);
+  2. a row whose `id` is the item's id (ItemRef.doc_id) and whose `prompt`, if it has one, is the
+     rendered prompt or the item's text: a row that says it answered another prompt (zero-shot,
+     when the suite asks one-shot) never answers this one;
+  3. a row whose `prompt` is the item's text (ItemRef.text).
+Outputs are cut at the request's stop strings like every backend's; `max_new_tokens` and the
+temperature cannot be applied to text already written, so the file's outputs stand for whatever
+the suite asks. `n_tokens` is -1 where the file does not give it: the tokenizer that wrote the
+text is not here, and nothing consumes the count except throughput figures, which a guess would
+falsify.
+
+Log-likelihood tasks (multiple choice, classification) need the model's probabilities, which a
+file of generated text does not hold: `check_precomputed()` refuses them before any model loads,
+and `loglikelihood()` refuses them if asked anyway.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rlhf_eval.errors import ModelLoadError, SuiteError
+from rlhf_eval.models.base import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    cut_at_stop,
+)
+
+if TYPE_CHECKING:
+    from rlhf_eval.suite import LoadedSuite
+    from rlhf_eval.tasks.base import Document, Task
+
+KEY_COLUMNS = ("model", "task", "id", "prompt", "variant", "output", "sample", "n_tokens")
+SETTINGS_COLUMNS = ("n", "max_new_tokens", "temperature", "stop")
+"""What prompt_rows() writes for the generator's use; ignored here. Every other column is a
+score."""
+FORMATS = (".jsonl", ".csv")
+UNKNOWN_TOKENS = -1
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    task: str | None
+    id: str | None
+    prompt: str | None
+    variant: str
+    sample: int | None
+    output: str
+    n_tokens: int | None
+    scores: dict[str, float]
+
+
+@dataclass
+class _Group:
+    """The rows of one prompt (task, id, variant, prompt): one output, or k sampled ones."""
+
+    task: str | None
+    id: str | None
+    variant: str
+    prompt: str | None
+    rows: list[_Row] = field(default_factory=list)
+
+    def ordered(self) -> list[_Row]:
+        return sorted(self.rows, key=lambda r: (r.sample is None, r.sample or 0, r.line))
+
+
+class PrecomputedBackend:
+    """Answers generation requests from a file of outputs; see the module docstring."""
+
+    cacheable: ClassVar[bool] = False
+    """Nothing to save: reading the file is the computation (rlhf_eval/answering.py)."""
+
+    def __init__(self, name: str, path: Path, model: str):
+        self.name = name
+        self.path = path
+        self.model = model
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise ModelLoadError(
+                f"model '{name}': cannot read the outputs file {path} ({error.strerror}). Fix: "
+                "point `file:` at a CSV or JSONL file (relative to the suite file)."
+            ) from error
+        self._hash = hashlib.sha256(raw).hexdigest()
+        rows = _read_rows(path, raw, model)
+        self._groups = _group(path, rows)
+        self._by_prompt: dict[tuple[str, str], list[_Group]] = {}
+        self._by_id: dict[tuple[str, str], list[_Group]] = {}
+        for group in self._groups:
+            if group.prompt is not None:
+                self._by_prompt.setdefault((group.prompt, group.variant), []).append(group)
+            if group.id is not None:
+                self._by_id.setdefault((group.id, group.variant), []).append(group)
+
+    @property
+    def identity(self) -> str:
+        # The file's hash: two files (or an edited file) never share cached answers or a run.
+        return f"precomputed:sha256-{self._hash}:{self.model}"
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        raise SuiteError(self.refusal("a task of this suite"))
+
+    def refusal(self, task: str) -> str:
+        return (
+            f"model '{self.name}' (backend: precomputed, {self.path}) cannot answer {task}: it "
+            "asks for log-likelihoods (multiple-choice and classification tasks such as "
+            "truthfulqa_mc, hellaswag, rte or crows_pairs score each choice by the model's "
+            "probability of it), and a file of generated outputs holds none. Fix: evaluate this "
+            "model's outputs on generation tasks only (a suite without that task), or give its "
+            "weights with `backend: hf`, or serve it with `backend: openai`."
+        )
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        self.check(requests)
+        return [self._generation(r, self._lookup(r)) for r in requests]  # type: ignore[arg-type]
+
+    def check(self, requests: list[GenerationRequest], what: str = "") -> None:
+        """Raise ModelLoadError naming the file, how many requests it cannot answer and the first
+        two of them."""
+        missing = []
+        for request in requests:
+            found = self._lookup(request)
+            if isinstance(found, str):
+                missing.append(_describe(request) + (f" ({found})" if found else ""))
+        if missing:
+            raise ModelLoadError(
+                f"{self.path}: no output for {len(missing)} of {len(requests)} generation "
+                f"requests{what} to model '{self.name}' (rows of model '{self.model}'); first: "
+                + "; ".join(missing[:2])
+                + ". Fix: add a row with `output` for each, keyed by the item's `id` (with "
+                "`task` and `variant`), by its text or by the exact rendered prompt in `prompt` "
+                "(rlhf_eval/models/precomputed.py documents the format)."
+            )
+
+    def close(self) -> None:
+        pass
+
+    def _lookup(self, request: GenerationRequest) -> _Group | str:
+        """The group answering `request`, or why there is none ("" when no row matches)."""
+        item = request.item
+        variant = item.variant if item is not None else ""
+        steps = [self._by_prompt.get((request.prompt, variant), [])]
+        if item is not None:
+            agreeing = (None, request.prompt, item.text)
+            steps.append(
+                [g for g in self._by_id.get((item.doc_id, variant), []) if g.prompt in agreeing]
+            )
+            if item.text:
+                steps.append(self._by_prompt.get((item.text, variant), []))
+        for candidates in steps:
+            if item is not None:
+                candidates = [g for g in candidates if g.task in (None, item.task)]
+                candidates = _narrow(candidates, lambda g: g.task == item.task)
+                candidates = _narrow(candidates, lambda g: g.id == item.doc_id)
+            candidates = _narrow(candidates, lambda g: g.prompt == request.prompt)
+            if len(candidates) > 1:
+                lines = ", ".join(str(g.rows[0].line) for g in candidates)
+                raise ModelLoadError(
+                    f"{self.path}: lines {lines} all answer {_describe(request)} with different "
+                    "outputs. Fix: tell them apart with `task`, `id`, `variant` or the exact "
+                    "rendered `prompt`, or keep one of them."
+                )
+            if candidates:
+                group = candidates[0]
+                have = len(group.rows)
+                if have < request.n:
+                    return (
+                        f"line {group.rows[0].line} has {have} output(s), the request samples "
+                        f"{request.n}: give them `sample` 0..{request.n - 1}"
+                    )
+                return group
+        return ""
+
+    def _generation(self, request: GenerationRequest, group: _Group) -> Generation:
+        rows = group.ordered()[: request.n]
+        texts = tuple(cut_at_stop(r.output, request.stop or ()) for r in rows)
+        n_tokens = tuple(
+            r.n_tokens if r.n_tokens is not None and text == r.output else UNKNOWN_TOKENS
+            for r, text in zip(rows, texts, strict=True)
+        )
+        scores = tuple(dict(r.scores) for r in rows) if any(r.scores for r in rows) else None
+        return Generation(texts=texts, n_tokens=n_tokens, scores=scores)
+
+
+def check_precomputed(
+    loaded: LoadedSuite, tasks: dict[str, Task], documents: dict[str, list[Document]]
+) -> None:
+    """Before any model loads: each precomputed model's file answers every request of every task
+    (none of them a log-likelihood), so a gap fails in seconds rather than after hours of other
+    models' work."""
+    from rlhf_eval.models.loading import load_backend
+
+    for spec in loaded.suite.models:
+        if spec.backend != "precomputed":
+            continue
+        backend = load_backend(spec, loaded)
+        assert isinstance(backend, PrecomputedBackend)
+        for task_id, docs in documents.items():
+            requests = [r for doc in docs for r in tasks[task_id].requests(doc)]
+            if any(isinstance(r, LoglikelihoodRequest) for r in requests):
+                raise SuiteError(backend.refusal(f"task '{task_id}'"))
+            backend.check(requests, f" of task '{task_id}'")  # type: ignore[arg-type]
+
+
+def prompt_rows(tasks: dict[str, Task], documents: dict[str, list[Document]]) -> list[dict]:
+    """One row per generation request of the suite's tasks, with the keys the precomputed
+    backend looks outputs up by and the settings to generate them with: add `output` (and any
+    scores) to each row and the file is ready for `backend: precomputed`."""
+    rows = []
+    for task_id, docs in documents.items():
+        for doc in docs:
+            for request in tasks[task_id].requests(doc):
+                if not isinstance(request, GenerationRequest):
+                    continue
+                item = request.item
+                rows.append(
+                    {
+                        "task": item.task if item else task_id,
+                        "id": item.doc_id if item else doc.id,
+                        "variant": item.variant if item else "",
+                        "prompt": request.prompt,
+                        "n": request.n,
+                        "max_new_tokens": request.max_new_tokens,
+                        "temperature": request.temperature,
+                        "stop": list(request.stop) if request.stop is not None else None,
+                    }
+                )
+    return rows
+
+
+def _narrow(groups: list[_Group], prefer) -> list[_Group]:
+    """The groups that satisfy `prefer` if any does, else all of them."""
+    preferred = [g for g in groups if prefer(g)]
+    return preferred or groups
+
+
+def _describe(request: GenerationRequest) -> str:
+    item = request.item
+    if item is None:
+        return f"prompt={_short(request.prompt)!r}"
+    return (
+        f"task={item.task} id={item.doc_id} variant={item.variant!r} "
+        f"text={_short(item.text or request.prompt)!r}"
+    )
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _read_rows(path: Path, raw: bytes, model: str) -> list[_Row]:
+    """The rows of `model`, each checked; ModelLoadError names file, line and field."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ModelLoadError(
+            f"{path}: unsupported outputs file; use {' or '.join(FORMATS)} (one row per output)."
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(f"{path}: not UTF-8 text ({error}). Fix: save it as UTF-8.") from error
+    records = list(_jsonl_records(path, text) if suffix == ".jsonl" else _csv_records(path, text))
+    if not records:
+        raise ModelLoadError(f"{path}: holds no rows. Fix: one row per output, with `output`.")
+    models = {r.get("model") for _, r in records} - {None, ""}
+    if models:
+        for line, record in records:
+            if record.get("model") in (None, ""):
+                raise ModelLoadError(
+                    f"{path}:{line}: field `model` is empty, but other rows name their model. "
+                    "Fix: give every row its `model`, or none (a file of one model)."
+                )
+        if model not in models:
+            raise ModelLoadError(
+                f"{path}: no rows of model '{model}'; the file holds {', '.join(sorted(models))}. "
+                "Fix: set the suite entry's `model:` to one of them."
+            )
+    return [_row(path, line, r) for line, r in records if not models or r["model"] == model]
+
+
+def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    for line, content in enumerate(text.splitlines(), start=1):
+        if not content.strip():
+            continue
+        try:
+            record = json.loads(content)
+        except json.JSONDecodeError as error:
+            raise ModelLoadError(
+                f"{path}:{line}: not valid JSON ({error.msg}). Fix: one JSON object per line."
+            ) from error
+        if not isinstance(record, dict):
+            raise ModelLoadError(
+                f"{path}:{line}: expected a JSON object, found {type(record).__name__}."
+            )
+        yield line, record
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        start = 2
+        for record in reader:
+            if None in record:
+                raise ModelLoadError(
+                    f"{path}:{start}: more fields than the header has columns. Fix: quote "
+                    "fields that contain commas."
+                )
+            # A CSV cell cannot be null: an empty cell is a missing value, except in `output`,
+            # where it is an empty generation.
+            yield (
+                start,
+                {
+                    k: v
+                    for k, v in record.items()
+                    if k is not None and (v not in ("", None) or k == "output")
+                },
+            )
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise ModelLoadError(f"{path}:{reader.line_num}: malformed CSV ({error}).") from error
+
+
+def _row(path: Path, line: int, record: dict[str, Any]) -> _Row:
+    where = f"{path}:{line}"
+    output = record.get("output")
+    if not isinstance(output, str):
+        problem = "is missing" if output is None else f"is a {type(output).__name__}"
+        raise ModelLoadError(
+            f"{where}: field `output` {problem}. Fix: every row needs `output`, the generated "
+            "text (a string)."
+        )
+    if record.get("id") is None and record.get("prompt") is None:
+        raise ModelLoadError(
+            f"{where}: the row has neither `id` nor `prompt`. Fix: give the item's `id`, its "
+            "text, or the exact rendered prompt in `prompt`."
+        )
+    return _Row(
+        line=line,
+        task=_text(record, "task", where),
+        id=_text(record, "id", where),
+        prompt=_text(record, "prompt", where),
+        variant=_text(record, "variant", where) or "",
+        sample=_count(record, "sample", where),
+        output=output,
+        n_tokens=_count(record, "n_tokens", where),
+        scores={
+            k: _score(v, k, where)
+            for k, v in record.items()
+            if k not in KEY_COLUMNS + SETTINGS_COLUMNS and v is not None and v != ""
+        },
+    )
+
+
+def _text(record: dict, key: str, where: str) -> str | None:
+    value = record.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and key == "id":
+        return str(value)
+    raise ModelLoadError(f"{where}: field `{key}` must be a string, found {value!r}.")
+
+
+def _count(record: dict, key: str, where: str) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    try:
+        number = int(value) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise ModelLoadError(
+            f"{where}: field `{key}` must be a whole number >= 0, found {value!r}."
+        )
+    return number
+
+
+def _score(value: Any, key: str, where: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return float(value.strip().lower() == "true")
+    try:
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ModelLoadError(
+            f"{where}: field `{key}` is {value!r}, not a number. Columns other than "
+            f"{', '.join(KEY_COLUMNS)} are scores: a finite number or true/false. Fix: correct "
+            "the value, or remove the column."
+        )
+    return number
+
+
+def _group(path: Path, rows: list[_Row]) -> list[_Group]:
+    """Rows by prompt; the same output twice is one output, two different ones an error."""
+    groups: dict[tuple, _Group] = {}
+    for row in rows:
+        key = (row.task, row.id, row.variant, row.prompt)
+        group = groups.setdefault(key, _Group(row.task, row.id, row.variant, row.prompt))
+        twin = next((r for r in group.rows if r.sample == row.sample), None)
+        if twin is None:
+            group.rows.append(row)
+        elif (twin.output, twin.scores) != (row.output, row.scores):
+            raise ModelLoadError(
+                f"{path}: lines {twin.line} and {row.line} give different outputs for the same "
+                f"item (task={row.task} id={row.id} variant={row.variant!r} "
+                f"prompt={_short(row.prompt or '')!r}"
+                + (f" sample={row.sample}" if row.sample is not None else "")
+                + "). Fix: keep one, or number k sampled outputs with a `sample` column "
+                "(0, 1, ...)."
+            )
+    return list(groups.values())
