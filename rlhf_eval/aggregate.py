@@ -19,7 +19,7 @@ from rlhf_eval.results import (
 )
 from rlhf_eval.store import RunDir, now
 from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
-from rlhf_eval.tasks.base import MetricSpec, Task
+from rlhf_eval.tasks.base import Document, MetricSpec, Task
 
 
 def _valid(sample: dict, metric: str) -> bool:
@@ -202,12 +202,20 @@ def compute_results(
     loaded: LoadedSuite,
     tasks: dict[str, Task],
     models: list[dict],
-    n_documents: dict[str, int],
+    documents: dict[str, list[Document]],
     wall_seconds: dict[str, float],
 ) -> Results:
+    """Every metric, subgroup, comparison and contrast of a run, from its sample files.
+
+    Samples are put in document order first, so the results (bootstrap resamples included)
+    depend only on which samples exist, not on the order in which processes appended them.
+    """
     settings, seed = loaded.suite.stats, loaded.suite.seed
+    documents = {t: documents.get(t) or task.documents() for t, task in tasks.items()}
     samples = {
-        (model["name"], task_id): run.read_samples(model["name"], task_id)
+        (model["name"], task_id): in_document_order(
+            run.read_samples(model["name"], task_id), documents[task_id]
+        )
         for model in models
         for task_id in tasks
     }
@@ -281,7 +289,7 @@ def compute_results(
                 "id": task_id,
                 "name": task.name,
                 "options": task.options.model_dump(mode="json"),
-                "n_documents": len(task.documents()),
+                "n_documents": len(documents[task_id]),
             }
             for task_id, task in tasks.items()
         ],
@@ -289,6 +297,12 @@ def compute_results(
         comparisons=comparisons,
         wall_seconds=wall_seconds,
     )
+
+
+def in_document_order(samples: list[dict], documents: list[Document]) -> list[dict]:
+    """Samples sorted by their document's position; samples of unknown documents go last."""
+    position = {doc.id: i for i, doc in enumerate(documents)}
+    return sorted(samples, key=lambda s: position.get(s["doc_id"], len(position)))
 
 
 def _metric_result(

@@ -79,22 +79,47 @@ def _parser() -> argparse.ArgumentParser:
 
     tasks = commands.add_parser("tasks", help="list registered tasks and their options")
     tasks.set_defaults(handler=_tasks)
+
+    judge = commands.add_parser(
+        "train-judge",
+        help="fine-tune a TruthfulQA truth/info judge; report its accuracy on held-out questions",
+    )
+    judge.add_argument("--kind", choices=("truth", "info"), required=True)
+    judge.add_argument("--base", required=True, help="model alias, hub id or local folder")
+    judge.add_argument("--data", type=Path, required=True, help="finetune_{truth,info}.jsonl")
+    judge.add_argument("--out", type=Path, required=True, help="folder for the judge model")
+    judge.add_argument("--holdout", type=float, default=0.2, help="share of questions held out")
+    judge.add_argument("--max-examples", type=int, help="use a seeded sample of this many rows")
+    judge.add_argument("--epochs", type=int, default=1)
+    judge.add_argument("--lr", type=float, default=5e-5)
+    judge.add_argument("--batch-size", type=int, default=8)
+    judge.add_argument("--seed", type=int, default=0)
+    judge.add_argument("--no-progress", action="store_true", help="no progress bars")
+    judge.set_defaults(handler=_train_judge)
     return parser
 
 
 def _run(args) -> int:
+    from rlhf_eval.distributed import start_processes, stop_processes
     from rlhf_eval.report import render_report
     from rlhf_eval.runner import default_report_dir, run_suite
     from rlhf_eval.suite import load_suite
 
     loaded = load_suite(args.suite)
-    run = run_suite(
-        loaded,
-        run_name=args.run_name,
-        overwrite=args.overwrite,
-        use_cache=not args.no_cache,
-        show_progress=not args.no_progress,
-    )
+    processes = start_processes()
+    try:
+        run = run_suite(
+            loaded,
+            run_name=args.run_name,
+            overwrite=args.overwrite,
+            use_cache=not args.no_cache,
+            show_progress=not args.no_progress,
+            processes=processes,
+        )
+    finally:
+        stop_processes(processes)
+    if not processes.is_main:
+        return EXIT_OK  # process 0 reports for the whole run
     markdown, html = render_report(run.path, default_report_dir(loaded, run))
     print(_summary(run.results()))
     print(f"\nrun: {run.path}\nreport: {markdown}\n        {html}")
@@ -165,6 +190,36 @@ def _margins(items: list[str]) -> dict[str, float]:
             )
         margins[metric.strip()] = margin
     return margins
+
+
+def _train_judge(args) -> int:
+    import json
+
+    from rlhf_eval.train_judge import EVAL_FILE, JudgeSettings, train_judge
+
+    report = train_judge(
+        JudgeSettings(
+            kind=args.kind,
+            base=args.base,
+            data=args.data,
+            out=args.out,
+            holdout=args.holdout,
+            max_examples=args.max_examples,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    )
+    print(json.dumps(report["heldout"], indent=2))
+    if report["yes_tokens"] != 1:
+        print(
+            f"note: ' yes' is {report['yes_tokens']} tokens for this judge's tokenizer; its "
+            "score is the probability of the whole sequence, not of one token."
+        )
+    print(f"\njudge: {args.out}\nevaluation: {args.out / EVAL_FILE}")
+    return EXIT_OK
 
 
 def _tasks(args) -> int:

@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.answering import answer
+from rlhf_eval.distributed import Processes, start_processes
+from rlhf_eval.errors import RlhfEvalError
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
@@ -33,8 +35,14 @@ def run_suite(
     overwrite: bool = False,
     use_cache: bool = True,
     show_progress: bool = True,
+    processes: Processes | None = None,
 ) -> RunDir:
-    """Evaluate, aggregate and render; a second call with the same suite resumes the first."""
+    """Evaluate, aggregate and render; a second call with the same suite resumes the first.
+
+    Under `torchrun`/`accelerate launch` each process takes its share of every task's pending
+    documents (rlhf_eval/distributed.py); process 0 writes the manifest and the results.
+    """
+    processes = processes or start_processes()
     suite = loaded.suite
     tasks = _build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
@@ -42,10 +50,11 @@ def run_suite(
     check_precomputed(loaded, tasks, documents)
     cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
-    run = RunDir.start(
-        loaded.resolve(suite.output_dir) / (run_name or loaded.name),
-        _manifest(loaded, run_name, tasks),
-        overwrite=overwrite,
+    path = loaded.resolve(suite.output_dir) / (run_name or loaded.name)
+    run = _on_main(
+        processes,
+        lambda: RunDir.start(path, _manifest(loaded, run_name, tasks), overwrite=overwrite),
+        lambda: RunDir.open(path),
     )
     manifest = run.manifest()
     identities = {m["name"]: m for m in manifest.get("models", [])}
@@ -54,8 +63,12 @@ def run_suite(
     judges = Judges(loaded, cache)
     for task in tasks.values():
         task.judges = judges
-    with _progress(show_progress) as progress:
+    with _progress(show_progress and processes.is_main) as progress:
         for spec in suite.models:
+            if processes.is_main:  # cut any torn last line before anyone appends
+                for task_id, docs in documents.items():
+                    _pending(run, spec.name, task_id, docs, repair=True)
+            processes.barrier()
             pending = {
                 task_id: _pending(run, spec.name, task_id, docs)
                 for task_id, docs in documents.items()
@@ -63,6 +76,8 @@ def run_suite(
             if spec.name in identities and not any(pending.values()):
                 continue  # finished in an earlier attempt: no need to load the weights
             started = time.perf_counter()
+            if spec.backend == "hf":
+                spec = spec.model_copy(update={"device": processes.device(spec.device)})
             backend = load_backend(spec, loaded)
             identities[spec.name] = {
                 "name": spec.name,
@@ -71,46 +86,89 @@ def run_suite(
                 "source": spec.source(),
                 "dtype": spec.dtype,
             }
-            run.write_manifest({**run.manifest(), "models": list(identities.values())})
-            count = counts.setdefault(spec.name, {"computed": 0, "cached": 0})
+            if processes.is_main:
+                run.write_manifest(
+                    {
+                        **run.manifest(),
+                        "models": list(identities.values()),
+                        "processes": processes.world_size,
+                    }
+                )
+            count = {"computed": 0, "cached": 0}
             for task_id, docs in pending.items():
+                mine = processes.shard(docs)
                 label = f"{spec.name} · {task_id}"
                 bar = progress.add_task(label, total=len(documents[task_id]))
                 progress.update(bar, completed=len(documents[task_id]) - len(docs))
                 _evaluate(
                     tasks[task_id],
-                    docs,
+                    mine,
                     backend,
                     cache,
                     run,
                     spec,
                     task_id,
-                    lambda n, bar=bar: progress.advance(bar, n),
+                    # Process 0's bar counts every process's share as its own advances.
+                    lambda n, bar=bar: progress.advance(bar, n * processes.world_size),
                     count,
                 )
             backend.close()
-            wall[spec.name] = wall.get(spec.name, 0.0) + time.perf_counter() - started
-            run.write_manifest(
-                {
-                    **run.manifest(),
-                    "wall_seconds": wall,
-                    "requests": counts,
-                    **_judge_record(run.manifest(), judges),
-                }
-            )
+            elapsed = max(processes.gather(time.perf_counter() - started))
+            wall[spec.name] = wall.get(spec.name, 0.0) + elapsed
+            total = counts.setdefault(spec.name, {"computed": 0, "cached": 0})
+            for share in processes.gather(count):
+                for key, value in share.items():
+                    total[key] = total.get(key, 0) + value
+            judge_counts = processes.gather(dict(judges.counts))
+            if processes.is_main:
+                judges.counts = _summed(judge_counts)
+                run.write_manifest(
+                    {
+                        **run.manifest(),
+                        "wall_seconds": wall,
+                        "requests": counts,
+                        **_judge_record(run.manifest(), judges),
+                    }
+                )
+            judges.counts.clear()
     judges.close()
     cache.close()
-    run.write_results(
-        compute_results(
-            run,
-            loaded,
-            tasks,
-            list(identities.values()),
-            {task_id: len(docs) for task_id, docs in documents.items()},
-            wall,
+    processes.barrier()  # every share is on disk before process 0 aggregates
+    if processes.is_main:
+        run.write_results(
+            compute_results(run, loaded, tasks, list(identities.values()), documents, wall)
         )
-    )
+    processes.barrier()
     return run
+
+
+def _on_main(processes: Processes, main, others):
+    """main() in process 0, then others() everywhere else once it is done; an error in
+    process 0 is raised in every process, so none waits forever for the rest."""
+    error = None
+    result = None
+    if processes.is_main:
+        try:
+            result = main()
+        except RlhfEvalError as caught:
+            error = caught
+    failures = processes.gather(None if error is None else (type(error), str(error)))
+    if failures[0] is not None:
+        if error is not None:
+            raise error
+        kind, message = failures[0]
+        raise kind(message)
+    return result if processes.is_main else others()
+
+
+def _summed(shares: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for share in shares:
+        for name, count in share.items():
+            into = total.setdefault(name, {})
+            for key, value in count.items():
+                into[key] = into.get(key, 0) + value
+    return total
 
 
 def _build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
@@ -121,8 +179,10 @@ def _build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
     }
 
 
-def _pending(run: RunDir, model: str, task_id: str, docs: list[Document]) -> list[Document]:
-    done = {s["doc_id"] for s in run.read_samples(model, task_id, repair=True)}
+def _pending(
+    run: RunDir, model: str, task_id: str, docs: list[Document], repair: bool = False
+) -> list[Document]:
+    done = {s["doc_id"] for s in run.read_samples(model, task_id, repair=repair)}
     return [d for d in docs if d.id not in done]
 
 

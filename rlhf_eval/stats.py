@@ -1,5 +1,5 @@
-"""Point estimates with confidence intervals (Wilson; bootstrap: BCa, clustered, paired),
-bootstrap p-values and Holm's correction."""
+"""Point estimates with confidence intervals (Wilson; bootstrap: BCa, clustered, stratified,
+paired), bootstrap p-values and Holm's correction."""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ def bootstrap_statistic(
     iterations: int = 10_000,
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
+    strata: Sequence[Hashable] | None = None,
 ) -> Estimate:
     """Percentile bootstrap interval for a corpus-level statistic such as BLEU or a ratio of sums.
 
@@ -125,19 +126,27 @@ def bootstrap_statistic(
     `clusters` whole clusters are resampled, so k varies between resamples when clusters differ
     in size: the statistic is then called once per distinct k within each chunk. Fewer than two
     clusters give no interval.
+
+    With `strata` (one label per item, e.g. a benchmark's subtask) the resampling is stratified
+    (Davison & Hinkley 1997, §3.7): each stratum's items (or clusters, which must then lie within
+    one stratum) are drawn with replacement from that stratum alone, so every replicate keeps
+    each stratum's size. That is the design of a benchmark with fixed subtask sizes, and what a
+    macro average over subtasks needs (no replicate loses a subtask). No stratum with two items
+    (clusters) to draw from gives no interval.
     """
     _check_confidence(confidence)
     _check_iterations(iterations)
     groups = None if clusters is None else _cluster_codes(clusters, n)
-    description = _describe("percentile bootstrap", iterations, groups)
+    layers = None if strata is None else _group_strata(strata, groups, n)
+    description = _describe("percentile bootstrap", iterations, groups, layers)
     if n == 0:
         return Estimate(None, None, None, 0, description, confidence)
     point = float(_call(statistic, np.arange(n)[None])[0])
-    if groups is not None and groups.max() == 0:
+    if not _can_resample(groups, layers):
         return Estimate(point, None, None, n, description, confidence)
 
     lo, hi = _percentile_interval(
-        _statistic_replicates(statistic, n, groups, iterations, seed), confidence
+        _statistic_replicates(statistic, n, groups, iterations, seed, layers), confidence
     )
     return Estimate(point, lo, hi, n, description, confidence)
 
@@ -216,18 +225,21 @@ def paired_statistic_test(
     iterations: int = 10_000,
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
+    strata: Sequence[Hashable] | None = None,
 ) -> PairedTest:
     """Paired bootstrap of a corpus-level statistic: candidate(idx) - baseline(idx).
 
     Both statistics see the very same resampled item indices in every replicate (items aligned
     by the caller), which is what pairs them (Koehn 2004, "Statistical significance tests for
     machine translation evaluation"); each takes indices of shape (B, k) and returns (B,), as in
-    bootstrap_statistic. The point is the difference on the full data.
+    bootstrap_statistic. The point is the difference on the full data. `clusters` and `strata`
+    resample as in bootstrap_statistic.
     """
     _check_confidence(confidence)
     _check_iterations(iterations)
     groups = None if clusters is None else _cluster_codes(clusters, n)
-    description = "paired " + _describe("percentile bootstrap", iterations, groups)
+    layers = None if strata is None else _group_strata(strata, groups, n)
+    description = "paired " + _describe("percentile bootstrap", iterations, groups, layers)
     if n == 0:
         return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
 
@@ -235,9 +247,9 @@ def paired_statistic_test(
         return _call(candidate, indices) - _call(baseline, indices)
 
     point = float(difference(np.arange(n)[None])[0])
-    if groups is not None and groups.max() == 0:
+    if not _can_resample(groups, layers):
         return PairedTest(Estimate(point, None, None, n, description, confidence), None)
-    replicates = _statistic_replicates(difference, n, groups, iterations, seed)
+    replicates = _statistic_replicates(difference, n, groups, iterations, seed, layers)
     lo, hi = _percentile_interval(replicates, confidence)
     return PairedTest(
         Estimate(point, lo, hi, n, description, confidence), bootstrap_p_value(replicates)
@@ -319,9 +331,37 @@ def _cluster_codes(clusters: Sequence[Hashable], n: int) -> np.ndarray:
     return np.array([first_seen.setdefault(c, len(first_seen)) for c in clusters], dtype=np.int64)
 
 
-def _describe(kind: str, iterations: int, groups: np.ndarray | None) -> str:
+def _group_strata(strata: Sequence[Hashable], groups: np.ndarray | None, n: int) -> np.ndarray:
+    """The stratum code of each resampling unit: of each cluster code, or of each item when
+    there are no clusters. A cluster whose items lie in two strata is a ValueError."""
+    if len(strata) != n:
+        raise ValueError(f"strata must give one label per item: got {len(strata)} for {n} items")
+    codes = _cluster_codes(strata, n)
+    if groups is None:
+        return codes
+    layers = np.full(groups.max() + 1 if n else 0, -1, dtype=np.int64)
+    for group, layer in zip(groups, codes, strict=True):
+        if layers[group] not in (-1, layer):
+            raise ValueError(
+                "every cluster must lie within one stratum: a cluster has items in two strata"
+            )
+        layers[group] = layer
+    return layers
+
+
+def _can_resample(groups: np.ndarray | None, layers: np.ndarray | None) -> bool:
+    """Whether resampling can vary: two clusters in all, or two in some stratum."""
+    if layers is not None:
+        return bool(np.bincount(layers).max() >= 2) if len(layers) else False
+    return groups is None or groups.max() > 0
+
+
+def _describe(
+    kind: str, iterations: int, groups: np.ndarray | None, layers: np.ndarray | None = None
+) -> str:
     clustered = "" if groups is None else f", clustered by {len(np.unique(groups))} groups"
-    return f"{kind} ({iterations} resamples{clustered})"
+    stratified = "" if layers is None else f", stratified by {len(np.unique(layers))} strata"
+    return f"{kind} ({iterations} resamples{clustered}{stratified})"
 
 
 def _index_chunks(
@@ -368,11 +408,29 @@ def _statistic_replicates(
     groups: np.ndarray | None,
     iterations: int,
     seed: int,
+    layers: np.ndarray | None = None,
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    if groups is None:
+    if groups is None and layers is None:
         return np.concatenate([_call(statistic, idx) for idx in _index_chunks(rng, n, iterations)])
-    return _clustered_statistic(statistic, groups, iterations, rng)
+    if groups is None:
+        groups = np.arange(n)  # stratified items: each item is its own resampling unit
+    return _clustered_statistic(statistic, groups, iterations, rng, layers)
+
+
+def _stratified_chunks(
+    rng: np.random.Generator, layers: np.ndarray, iterations: int, rows: int
+) -> Iterator[np.ndarray]:
+    """Like _index_chunks over units 0..G-1, but each stratum's units are drawn from that
+    stratum only: every row holds, stratum by stratum, as many units as the stratum has."""
+    members = [np.flatnonzero(layers == layer) for layer in np.unique(layers)]
+    rows = max(1, rows)
+    for start in range(0, iterations, rows):
+        size = min(rows, iterations - start)
+        yield np.concatenate(
+            [m[rng.integers(0, len(m), size=(size, len(m)), dtype=np.int32)] for m in members],
+            axis=1,
+        )
 
 
 def _clustered_statistic(
@@ -380,15 +438,22 @@ def _clustered_statistic(
     groups: np.ndarray,
     iterations: int,
     rng: np.random.Generator,
+    layers: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Replicates of `statistic` over resamples of whole clusters, items of a cluster together."""
+    """Replicates of `statistic` over resamples of whole clusters, items of a cluster together;
+    with `layers` (each cluster's stratum) clusters are drawn within their stratum."""
     order = np.argsort(groups, kind="stable")  # items grouped by cluster, original order within
     sizes = np.bincount(groups)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     n_groups = len(sizes)
-    replicates = []
     # Rows per chunk from the item count, so the expanded item indices average the chunk budget.
-    for drawn in _index_chunks(rng, n_groups, iterations, rows=_CHUNK_ELEMENTS // len(groups)):
+    rows = _CHUNK_ELEMENTS // len(groups)
+    if layers is None:
+        chunks = _index_chunks(rng, n_groups, iterations, rows=rows)
+    else:
+        chunks = _stratified_chunks(rng, layers, iterations, rows)
+    replicates = []
+    for drawn in chunks:
         lengths = sizes[drawn].sum(axis=1)
         # Flatten every row's clusters into one run of item positions: cluster c contributes
         # order[starts[c] : starts[c] + sizes[c]].

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -164,9 +165,14 @@ class RunDir:
             for s in samples
         )
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+            # Processes of a data-parallel run append to the same file: one writer at a time.
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property
     def results_path(self) -> Path:
@@ -208,21 +214,40 @@ class ResponseCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Opening switches the file to WAL mode, which sqlite does not wait for: processes of a
+        # data-parallel run (or two runs sharing a cache) take turns opening under a file lock.
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._db = self._open(path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
         try:
-            self._db = sqlite3.connect(path)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT)"
-            )
-            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            # A long timeout: the processes of a data-parallel run share one cache file.
+            db = sqlite3.connect(path, timeout=120)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT)")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise CacheError(f"cannot open the response cache {path} ({error}).") from error
+            raise CacheError(
+                f"the response cache {path} stayed locked by another process for 120 s. Fix: "
+                "wait for the other run to finish, give this run its own `cache_dir`, or pass "
+                "--no-cache."
+            ) from error
         except sqlite3.DatabaseError as error:
             raise CacheError(
                 f"the response cache {path} is corrupt ({error}). It holds only cached model "
                 "answers, no results: delete it (and any -wal/-shm files beside it) and run "
                 "again, or pass --no-cache."
             ) from error
+        return db
 
     @staticmethod
     def key(identity: str, request: LoglikelihoodRequest | GenerationRequest) -> str:

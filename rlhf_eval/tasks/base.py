@@ -49,6 +49,9 @@ class CorpusStatistic:
 
     statistics: Callable[[dict[str, Any]], Sequence[float]]
     score: Callable[[np.ndarray], np.ndarray]
+    stratum: Callable[[dict[str, Any]], str] | None = None
+    """A sample's stratum from its `details` (BBH's subtask): the bootstrap then resamples
+    within each stratum, so every replicate keeps each stratum's size (see stats.py)."""
 
 
 @dataclass(frozen=True)
