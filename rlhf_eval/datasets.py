@@ -74,3 +74,39 @@ def load_hub(path: str, config: str | None, split: str) -> list[dict]:
             f"cannot load the hub dataset {path} ({config}, {split}): {error}. Fix: check the "
             "network or HF_TOKEN, or point the task's `data` field at a local copy."
         ) from error
+
+
+def resolve_path(data: str, base_dir: Path) -> Path:
+    """A local data path as given; relative paths resolve against `base_dir` (the suite's)."""
+    path = Path(data).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def read_table(path: Path) -> list[tuple[int, dict[str, str | None]]]:
+    """Rows of a CSV file (tab-separated, unquoted, when the name ends in .tsv), each with the
+    line it starts on, so a data error can name the line (quoted CSV fields may span lines)."""
+    if not path.is_file():
+        raise DataError(
+            f"data file {path} does not exist. Fix: correct the task's `data` field (relative "
+            "paths are relative to the suite file), or use `data: hub`."
+        )
+    tsv = path.suffix == ".tsv"
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(
+                handle,
+                delimiter="\t" if tsv else ",",
+                quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+            )
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path}: the file is empty; it needs a header line.")
+            rows, start = [], reader.line_num + 1
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    padded = fields + [None] * (len(header) - len(fields))
+                    rows.append((start, dict(zip(header, padded, strict=False))))
+                start = reader.line_num + 1
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot parse the file ({error}).") from error
+    return rows

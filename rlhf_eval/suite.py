@@ -59,7 +59,7 @@ class ModelSpec(_Closed):
     alias: str | None = None
     revision: str | None = None
     role: Literal["policy", "baseline", "reference"] = "policy"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "float64"] = "float32"
     device: str = "auto"
     chat_template: bool = False
     """Wrap generation prompts in the tokenizer's chat template."""

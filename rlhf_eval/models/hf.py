@@ -25,7 +25,12 @@ from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,  # for parity checks: fp32 rounding alone moves a sentence ~1e-4
+}
 
 # A group of requests shares its key/value cache only when the common prefix is this long;
 # shorter prefixes cost more in cache copies than they save.
@@ -216,7 +221,9 @@ class HFBackend:
         ).logits
         scored = []
         for row, b, positions in batch.picks:
-            logprobs = F.log_softmax(logits[b, positions].float(), dim=-1)
+            # At least float32, whatever the weights' dtype (float64 stays float64).
+            upcast = torch.promote_types(logits.dtype, torch.float32)
+            logprobs = F.log_softmax(logits[b, positions].to(upcast), dim=-1)
             targets = torch.tensor(row.targets, device=logprobs.device)
             chosen = logprobs.gather(1, targets[:, None]).squeeze(1)
             greedy = bool((logprobs.argmax(dim=-1) == targets).all())

@@ -1,13 +1,20 @@
 """Built-in tasks; importing this package registers them."""
 
 from rlhf_eval.tasks import (  # noqa: F401
+    bbh,
+    crows_pairs,
     drop,
     glue,
+    gsm8k,
     hellaswag,
+    humaneval,
     quac,
+    realtoxicity,
     squad_v2,
     summarization,
+    truthfulqa_gen,
     truthfulqa_mc,
+    winogender,
     wmt,
     wsc,
 )
