@@ -23,7 +23,7 @@ from rlhf_eval.models.precomputed import check_precomputed
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
 from rlhf_eval.suite import LoadedSuite, ModelSpec
-from rlhf_eval.tasks.base import Document, Sample, Task, registered_tasks
+from rlhf_eval.tasks.base import Document, RunContext, Sample, Task, registered_tasks
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
 CHUNK_DOCUMENTS = 64
@@ -63,8 +63,10 @@ def run_suite(
     judges = Judges(loaded, cache)
     for task in tasks.values():
         task.judges = judges
+    baseline = next((m.name for m in suite.models if m.role == "baseline"), None)
     with _progress(show_progress and processes.is_main) as progress:
-        for spec in suite.models:
+        # The baseline first: pairwise tasks read its samples while scoring the other models.
+        for spec in sorted(suite.models, key=lambda m: m.name != baseline):
             if processes.is_main:  # cut any torn last line before anyone appends
                 for task_id, docs in documents.items():
                     _pending(run, spec.name, task_id, docs, repair=True)
@@ -95,6 +97,8 @@ def run_suite(
                     }
                 )
             count = {"computed": 0, "cached": 0}
+            for task in tasks.values():
+                task.context = RunContext(spec.name, baseline, run.path, run.read_samples)
             for task_id, docs in pending.items():
                 mine = processes.shard(docs)
                 label = f"{spec.name} · {task_id}"
@@ -135,9 +139,8 @@ def run_suite(
     cache.close()
     processes.barrier()  # every share is on disk before process 0 aggregates
     if processes.is_main:
-        run.write_results(
-            compute_results(run, loaded, tasks, list(identities.values()), documents, wall)
-        )
+        models = [identities[m.name] for m in suite.models if m.name in identities]
+        run.write_results(compute_results(run, loaded, tasks, models, documents, wall))
     processes.barrier()
     return run
 

@@ -81,6 +81,23 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """What a task may read of the run while it scores one model (set by the runner).
+
+    The suite's baseline model is always evaluated first, so a task that compares a model with
+    the baseline (a pairwise win rate) finds the baseline's samples already written.
+    """
+
+    model: str
+    """The model being scored."""
+    baseline: str | None
+    """The suite's `role: baseline` model, if any."""
+    run_path: Path
+    read_samples: Callable[[str, str], list[dict[str, Any]]]
+    """read_samples(model, task_id): the samples a model has so far for a task entry."""
+
+
+@dataclass(frozen=True)
 class Document:
     """One evaluation item; `id` is stable across runs so samples pair between models."""
 
@@ -123,6 +140,8 @@ class Task:
         """Relative data paths resolve against the suite file's folder."""
         self.judges: Judges | None = None
         """Set by the runner: the suite's judge models, for tasks that score with one."""
+        self.context: RunContext | None = None
+        """Set by the runner before it scores each model."""
 
     def documents(self) -> list[Document]:
         raise NotImplementedError
