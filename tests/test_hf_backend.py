@@ -123,6 +123,25 @@ def test_generation_is_batched_stops_and_is_deterministic(backend):
         assert 0 < a.n_tokens[0] <= 12
 
 
+def test_generation_with_a_shared_primer_runs_it_once_and_changes_nothing(tiny_model_dir):
+    """Few-shot prompts share their primer's key/value cache; every row still gets the tokens
+    it gets alone (greedy, the same ids), whatever the batch holds."""
+    questions = ("Is the Great Wall visible from space?", "Why?", "Do goldfish remember?")
+    requests = [
+        GenerationRequest(prompt=PRIMER * 3 + f"Q: {q}\nA:", max_new_tokens=10) for q in questions
+    ] + [GenerationRequest(prompt="Telescopes use", max_new_tokens=10)]
+    shared = HFBackend("tiny", str(tiny_model_dir), batch_size=4)
+    prefixes = []
+    original = shared._prefix_cache
+    shared._prefix_cache = lambda prefix: prefixes.append(prefix) or original(prefix)
+    unshared = HFBackend("tiny", str(tiny_model_dir), batch_size=4, share_prefix=False)
+    alone = [unshared.generate([r])[0] for r in requests]
+    assert shared.generate(requests) == unshared.generate(requests) == alone
+    assert len(prefixes) == 1  # one batch of the three primed prompts, the primer run once
+    primer = shared._generation_ids(PRIMER * 3)
+    assert len(prefixes[0]) >= len(primer) - 2
+
+
 def test_sampling_returns_n_texts(backend):
     (result,) = backend.generate(
         [GenerationRequest("Why?", max_new_tokens=5, temperature=1.0, n=3)]

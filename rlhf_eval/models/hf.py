@@ -244,31 +244,86 @@ class HFBackend:
         results: list[Generation | None] = [None] * len(requests)
         requests = [r.with_defaults() for r in requests]  # whatever the caller left unset
         prompts = [self.format_prompt(r.prompt) for r in requests]
-        lengths = [len(self._encode(p)) for p in prompts]
-        # Same settings and similar lengths share a batch; left padding keeps the new tokens
-        # aligned at the end of every row.
-        order = sorted(
-            range(len(requests)),
-            key=lambda i: (_settings(requests[i]), -lengths[i]),
-        )
-        for batch in _chunks(order, self.batch_size, key=lambda i: _settings(requests[i])):
+        ids = [self._generation_ids(p) for p in prompts]
+        for batch in self._generation_batches(requests, ids):
             outputs = _halving_on_oom(
-                self, batch, lambda b: self._generate_batch([prompts[i] for i in b], requests[b[0]])
+                self, batch, lambda b: self._generate_batch([ids[i] for i in b], requests[b[0]])
             )
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[str], settings: GenerationRequest) -> list[Generation]:
+    def _generation_ids(self, prompt: str) -> list[int]:
+        """A prompt's tokens as a batched tokenizer call would give them (special tokens added)."""
+        return self.tokenizer(prompt)["input_ids"]
+
+    def _generation_batches(
+        self, requests: list[GenerationRequest], ids: list[list[int]]
+    ) -> Iterator[list[int]]:
+        """Batches of request indices with the same settings. Prompts that share a long token
+        prefix (a few-shot primer) go together, so the batch runs the prefix once; the rest are
+        sorted by length, longest first, so little padding is fed."""
+        by_settings: dict[tuple, list[int]] = {}
+        for i, request in enumerate(requests):
+            by_settings.setdefault(_settings(request), []).append(i)
+        for order in by_settings.values():
+            ordered = sorted(order, key=lambda i: ids[i])
+            groups: list[list[int]] = []
+            lone: list[int] = []
+            for i in ordered:
+                if groups and _common_prefix_length(ids[groups[-1][0]], ids[i], len(ids[i])) >= (
+                    MIN_SHARED_PREFIX
+                ):
+                    groups[-1].append(i)
+                else:
+                    groups.append([i])
+            if not self.share_prefix:
+                groups, lone = [], ordered
+            else:
+                lone = [g[0] for g in groups if len(g) == 1]
+                groups = [g for g in groups if len(g) > 1]
+            for group in [*groups, lone]:
+                group = sorted(group, key=lambda i: -len(ids[i]))
+                for start in range(0, len(group), self.batch_size):
+                    yield group[start : start + self.batch_size]
+
+    def _generate_batch(
+        self, ids: list[list[int]], settings: GenerationRequest
+    ) -> list[Generation]:
         tokenizer = self.tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        pad = tokenizer.pad_token_id
+        # The tokens every prompt of the batch starts with, less one: each row keeps at least
+        # one token to feed, whose logits give the first new token.
+        common = min(len(x) for x in ids) - 1
+        for other in ids[1:]:
+            common = _common_prefix_length(ids[0], other, common)
+        share = self.share_prefix and settings.n == 1 and len(ids) > 1
+        prefix_length = common if share and common >= MIN_SHARED_PREFIX else 0
+        # Left padding keeps the new tokens aligned at the end of every row. With a shared
+        # prefix the padding sits between the prefix (run once, its key/value cache repeated
+        # over the batch) and each prompt's own tokens; the attention mask hides it, and
+        # position ids count real tokens only, so each row sees what it would see alone.
+        suffixes = [x[prefix_length:] for x in ids]
+        width = max(len(x) for x in suffixes)
+        input_ids = torch.full((len(ids), prefix_length + width), pad, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        input_ids[:, :prefix_length] = torch.tensor(ids[0][:prefix_length])
+        attention_mask[:, :prefix_length] = 1
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, input_ids.shape[1] - len(suffix) :] = torch.tensor(suffix)
+            attention_mask[row, input_ids.shape[1] - len(suffix) :] = 1
+        kwargs = {}
+        if prefix_length:
+            cache = self._prefix_cache(tuple(ids[0][:prefix_length]))
+            cache.batch_repeat_interleave(len(ids))
+            kwargs[self._cache_argument] = cache
         sample = settings.temperature > 0
         torch.manual_seed(settings.seed)
         output = self.model.generate(
-            **encoded,
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
             max_new_tokens=settings.max_new_tokens,
             do_sample=sample,
             temperature=settings.temperature if sample else None,
@@ -277,14 +332,15 @@ class HFBackend:
             num_return_sequences=settings.n,
             stop_strings=list(settings.stop) or None,
             tokenizer=tokenizer,
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=pad,
+            **kwargs,
         )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        new_tokens = output[:, input_ids.shape[1] :]
         generations = []
-        for p in range(len(prompts)):
+        for p in range(len(ids)):
             texts, counts = [], []
             for row in new_tokens[p * settings.n : (p + 1) * settings.n]:
-                kept = [t for t in row.tolist() if t != tokenizer.pad_token_id]
+                kept = [t for t in row.tolist() if t != pad]
                 text = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), settings.stop)
                 texts.append(text)
                 counts.append(len(kept))
