@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
 
     gate = commands.add_parser(
-        "gate", help="exit 1 when a metric drops beyond its margin at 95% confidence"
+        "gate", help="exit 1 when a metric drops beyond its margin at 95%% confidence"
     )
     gate.add_argument("candidate", type=Path)
     gate.add_argument(
