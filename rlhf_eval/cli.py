@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--baseline-model", help="the baseline run's model, if it has several")
     gate.set_defaults(handler=_gate)
 
+    prompts = commands.add_parser(
+        "prompts",
+        help="write every generation prompt of a suite to JSONL, to generate elsewhere and "
+        "read back with `backend: precomputed`",
+    )
+    prompts.add_argument("suite", type=Path)
+    prompts.add_argument("out", type=Path, help="JSONL file to write")
+    prompts.set_defaults(handler=_prompts)
+
     tasks = commands.add_parser("tasks", help="list registered tasks and their options")
     tasks.set_defaults(handler=_tasks)
 
@@ -96,6 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--no-progress", action="store_true", help="no progress bars")
     judge.set_defaults(handler=_train_judge)
+
+    label = commands.add_parser(
+        "label",
+        help="label a run's outputs in a local web app (blind, Likert, flags, ranking); "
+        "or export or summarise the labels",
+    )
+    label.add_argument("run", type=Path)
+    label.add_argument("--task", help="task entry to label (default: the first `instructions`)")
+    label.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    label.add_argument("--port", type=int, default=8750)
+    label.add_argument(
+        "--export", type=Path, metavar="OUT.jsonl", help="write the rankings for `rlhf-train rm`"
+    )
+    label.add_argument(
+        "--summary", action="store_true", help="print and write RUN/labels_summary.json"
+    )
+    label.set_defaults(handler=_label)
     return parser
 
 
@@ -219,6 +245,34 @@ def _train_judge(args) -> int:
             "score is the probability of the whole sequence, not of one token."
         )
     print(f"\njudge: {args.out}\nevaluation: {args.out / EVAL_FILE}")
+    return EXIT_OK
+
+
+def _prompts(args) -> int:
+    import json
+
+    from rlhf_eval.models.precomputed import prompt_rows
+    from rlhf_eval.runner import build_tasks
+    from rlhf_eval.suite import load_suite
+
+    loaded = load_suite(args.suite)
+    tasks = build_tasks(loaded)
+    rows = prompt_rows(tasks, {task_id: task.documents() for task_id, task in tasks.items()})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(
+        f"{len(rows)} prompts written to {args.out}. Add an `output` field to each row (and any "
+        "scores), then use the file as a model with `backend: precomputed`."
+    )
+    return EXIT_OK
+
+
+def _label(args) -> int:
+    from rlhf_eval.labeling import label_command
+
+    label_command(args.run, args.task, args.host, args.port, args.export, args.summary)
     return EXIT_OK
 
 

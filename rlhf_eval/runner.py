@@ -44,7 +44,7 @@ def run_suite(
     """
     processes = processes or start_processes()
     suite = loaded.suite
-    tasks = _build_tasks(loaded)
+    tasks = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
     documents = {task_id: task.documents() for task_id, task in tasks.items()}
     check_precomputed(loaded, tasks, documents)
@@ -174,7 +174,7 @@ def _summed(shares: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]
     return total
 
 
-def _build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
+def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
     registry = registered_tasks()
     return {
         spec.task_id: registry[spec.name](loaded.options[spec.task_id], loaded.base_dir)

@@ -13,7 +13,7 @@ from rlhf_eval.answering import answer
 from rlhf_eval.errors import ModelLoadError, SuiteError
 from rlhf_eval.models.base import GenerationRequest, ItemRef, LoglikelihoodRequest
 from rlhf_eval.models.precomputed import PrecomputedBackend, prompt_rows
-from rlhf_eval.runner import _build_tasks, run_suite
+from rlhf_eval.runner import build_tasks, run_suite
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import load_suite
 from tests.conftest import MC_ROWS, write_suite
@@ -254,7 +254,7 @@ def test_end_to_end_compared_with_a_tiny_model(tmp_path, tiny_model_dir):
     suite = write_suite(tmp_path, SUITE.format(tiny=tiny_model_dir, fixtures=FIXTURES))
     (tmp_path / "outputs.jsonl").touch()  # the suite must name an existing file to load
     loaded = load_suite(suite)
-    tasks = _build_tasks(loaded)
+    tasks = build_tasks(loaded)
     documents = {task_id: task.documents() for task_id, task in tasks.items()}
     # TL;DR rows as prompt_rows() writes them (keyed by prompt too), answered with the reference
     # and a second line the newline stop cuts; DROP rows keyed by task and id alone.
@@ -324,3 +324,19 @@ def test_suite_entry_validation(tmp_path, entry, message):
     )
     with pytest.raises(SuiteError, match=message):
         load_suite(suite)
+
+
+def test_prompts_command_writes_every_generation_request(tmp_path, tiny_model_dir, capsys):
+    from rlhf_eval.cli import main
+
+    suite = write_suite(tmp_path, SUITE.format(tiny=tiny_model_dir, fixtures=FIXTURES))
+    (tmp_path / "outputs.jsonl").touch()
+    loaded = load_suite(suite)
+    tasks = build_tasks(loaded)
+    expected = prompt_rows(tasks, {t: task.documents() for t, task in tasks.items()})
+    out = tmp_path / "todo" / "prompts.jsonl"
+    assert main(["prompts", str(suite), str(out)]) == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written == expected and len(written) > 0
+    assert {"task", "id", "variant", "prompt", "max_new_tokens"} <= set(written[0])
+    assert f"{len(expected)} prompts written" in capsys.readouterr().out
