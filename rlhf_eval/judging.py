@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
+from rlhf_eval.judges.reward_model import RewardModel
 from rlhf_eval.models.base import (
     Generation,
     GenerationRequest,
@@ -21,10 +22,11 @@ from rlhf_eval.models.base import (
     ModelBackend,
 )
 from rlhf_eval.models.loading import load_backend
+from rlhf_eval.models.registry import resolve_pretrained
 from rlhf_eval.store import ResponseCache
 
 if TYPE_CHECKING:
-    from rlhf_eval.suite import LoadedSuite
+    from rlhf_eval.suite import LoadedSuite, ModelSpec
 
 T = TypeVar("T")
 
@@ -36,7 +38,7 @@ class Judges:
         self._loaded = loaded
         self._specs = {spec.name: spec for spec in loaded.suite.judges}
         self._cache = cache
-        self._backends: dict[str, ModelBackend] = {}
+        self._backends: dict[str, ModelBackend | RewardModel] = {}
         self._shared: dict[str, Any] = {}
         self.counts: dict[str, dict[str, int]] = {}
         """Per judge: requests computed and requests found in the cache."""
@@ -44,14 +46,50 @@ class Judges:
     def backend(self, name: str) -> ModelBackend:
         """The judge model called `name` in the suite's `judges:`, loaded on first use."""
         if name not in self._backends:
-            if name not in self._specs:
-                known = ", ".join(self._specs) or "none"
+            self._backends[name] = load_backend(self._spec(name), self._loaded)
+        backend = self._backends[name]
+        if isinstance(backend, RewardModel):
+            raise SuiteError(
+                f"{self._loaded.path}: judge '{name}' is used both as a reward model and as a "
+                "language model. Fix: define two `judges:` entries, one for each use."
+            )
+        return backend
+
+    def reward_model(self, name: str) -> RewardModel:
+        """The judge called `name` loaded as a scalar reward model (a sequence classifier with
+        one output, e.g. an `rlhf-train rm` checkpoint) instead of a causal LM; once per run."""
+        if name not in self._backends:
+            spec = self._spec(name)
+            if spec.backend != "hf":
                 raise SuiteError(
-                    f"{self._loaded.path}: a task asks for judge '{name}', which `judges:` does "
-                    f"not define (judges: {known}). Fix: add it under `judges:`."
+                    f"{self._loaded.path}: judge '{name}' is used as a reward model, which runs "
+                    f"locally with transformers; `backend: {spec.backend}` cannot. Fix: give it "
+                    "`path:` or `hub_id:` (backend hf)."
                 )
-            self._backends[name] = load_backend(self._specs[name], self._loaded)
-        return self._backends[name]
+            source = str(self._loaded.resolve(spec.path)) if spec.path else spec.source()
+            self._backends[name] = RewardModel(
+                resolve_pretrained(source),
+                spec.dtype,
+                spec.device,
+                spec.batch_size,
+                spec.max_length,
+            )
+        judge = self._backends[name]
+        if not isinstance(judge, RewardModel):
+            raise SuiteError(
+                f"{self._loaded.path}: judge '{name}' is used both as a reward model and as a "
+                "language model. Fix: define two `judges:` entries, one for each use."
+            )
+        return judge
+
+    def _spec(self, name: str) -> ModelSpec:
+        if name not in self._specs:
+            known = ", ".join(self._specs) or "none"
+            raise SuiteError(
+                f"{self._loaded.path}: a task asks for judge '{name}', which `judges:` does "
+                f"not define (judges: {known}). Fix: add it under `judges:`."
+            )
+        return self._specs[name]
 
     def loglikelihood(self, name: str, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
         return self._ask(name, requests)  # type: ignore[return-value]

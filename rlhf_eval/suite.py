@@ -278,6 +278,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     loaded = LoadedSuite(suite, path.resolve(), text, options)
     _check_model_paths(loaded, root)
     _check_judge_references(loaded, root)
+    _check_task_references(loaded, root)
     _check_contrasts(loaded, root)
     _check_gates(loaded, root)
     return loaded
@@ -336,6 +337,32 @@ def _check_judge_references(loaded: LoadedSuite, root) -> None:
                     f"{', '.join(judges) or 'none'}). Fix: add a `judges:` entry named "
                     f"'{name}' (like a `models:` entry), or change the task's option."
                 )
+
+
+def _check_task_references(loaded: LoadedSuite, root) -> None:
+    """Entries that judge another entry's outputs (a win rate) name an earlier entry: the runner
+    evaluates a model's entries in order, so the outputs are on disk when the judge reads them."""
+    earlier: dict[str, tuple[str, TaskOptions]] = {}
+    for i, spec in enumerate(loaded.suite.tasks):
+        options = loaded.options[spec.task_id]
+        references = options.task_references()
+        for name in references:
+            if name not in earlier:
+                later = any(t.task_id == name for t in loaded.suite.tasks)
+                problem = "comes after it" if later else "does not exist"
+                raise SuiteError(
+                    f"{_where(loaded.path, root, ('tasks', i))}: task `{spec.task_id}` judges the "
+                    f"outputs of task entry '{name}', which {problem} (earlier entries: "
+                    f"{', '.join(earlier) or 'none'}). Fix: name an entry listed before it."
+                )
+        if references:
+            try:
+                options.bind_references({name: earlier[name] for name in references})
+            except ValueError as error:
+                raise SuiteError(
+                    f"{_where(loaded.path, root, ('tasks', i))}: task `{spec.task_id}`: {error}"
+                ) from error
+        earlier[spec.task_id] = (spec.name, options)
 
 
 def _check_contrasts(loaded: LoadedSuite, root) -> None:

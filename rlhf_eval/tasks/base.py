@@ -36,6 +36,16 @@ class TaskOptions(BaseModel):
         """Names of the suite's `judges:` these options refer to (checked when the suite loads)."""
         return []
 
+    def task_references(self) -> list[str]:
+        """Ids of task entries whose outputs these options judge (a win rate reads another
+        entry's samples); the suite loader checks each comes earlier in `tasks:` and hands the
+        entries to `bind_references`."""
+        return []
+
+    def bind_references(self, entries: dict[str, tuple[str, TaskOptions]]) -> None:
+        """Receive (task name, options) of each referenced entry; raise ValueError if one
+        cannot be judged (the loader reports it against the suite file)."""
+
 
 @dataclass(frozen=True)
 class CorpusStatistic:

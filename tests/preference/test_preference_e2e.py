@@ -1,0 +1,112 @@
+"""A preference suite end to end with two tiny models, a tiny LLM judge and a tiny reward model:
+outputs, win rates by both judges with intervals and W/L/T, failures counted, and the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlhf_eval.errors import SuiteError
+from rlhf_eval.runner import run_suite
+from rlhf_eval.suite import load_suite
+from tests.conftest import write_suite
+from tests.preference.conftest import PROMPTS
+
+TASKS = """
+    tasks:
+      - {name: instructions, id: outputs, data: prompts.jsonl, max_new_tokens: 12}
+      - {name: win_rate, id: win_rm, of: outputs, judge: rm, judge_kind: reward_model}
+      - {name: win_rate, id: win_llm, of: outputs, judge: llm, judge_kind: llm}
+      - {name: win_rate, id: win_gen, of: outputs, judge: llm, judge_kind: llm,
+         verdict_by: generate}
+"""
+
+
+def suite_text(tmp_path, policy, baseline, rm, tasks=TASKS) -> str:
+    return f"""
+    name: pref
+    output_dir: {tmp_path}/runs
+    cache_dir: {tmp_path}/cache
+    stats: {{bootstrap_iterations: 200}}
+    models:
+      - {{name: sft, path: {baseline}, role: baseline}}
+      - {{name: policy, path: {policy}}}
+    judges:
+      - {{name: rm, path: {rm}}}
+      - {{name: llm, path: {policy}}}
+    {tasks.strip()}
+    """
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_dir, other_tiny_model_dir, tiny_reward_model_dir):
+    tmp_path = tmp_path_factory.mktemp("pref-run")
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    suite = write_suite(
+        tmp_path, suite_text(tmp_path, tiny_model_dir, other_tiny_model_dir, tiny_reward_model_dir)
+    )
+    return run_suite(load_suite(suite), show_progress=False)
+
+
+def metric(results: dict, model: str, task: str, name: str) -> dict:
+    (row,) = [
+        r for r in results["metrics"] if (r["model"], r["task"], r["metric"]) == (model, task, name)
+    ]
+    return row
+
+
+def test_win_rates_with_intervals_and_win_loss_tie(finished_run):
+    results = json.loads((finished_run.path / "results.json").read_text())
+    n = len(PROMPTS)
+    for task in ("win_rm", "win_llm"):
+        rate = metric(results, "policy", task, "win_rate")["estimate"]
+        assert rate["n"] == n
+        assert "bootstrap" in rate["method"]
+        assert rate["lo"] <= rate["point"] <= rate["hi"]
+        shares = [metric(results, "policy", task, k)["estimate"] for k in ("win", "loss", "tie")]
+        assert all(s["n"] == n and s["method"] == "wilson" for s in shares)
+        wins, losses, ties = (round(s["point"] * n) for s in shares)
+        assert wins + losses + ties == n
+        assert rate["point"] == pytest.approx((wins + ties / 2) / n)
+    # The reward model judges each prompt once: no position consistency to report.
+    assert metric(results, "policy", "win_rm", "consistent")["estimate"]["n"] == 0
+    assert metric(results, "policy", "win_llm", "consistent")["estimate"]["n"] == n
+
+
+def test_the_baseline_has_no_win_rate_against_itself(finished_run):
+    results = json.loads((finished_run.path / "results.json").read_text())
+    row = metric(results, "sft", "win_llm", "win_rate")
+    assert row["estimate"]["point"] is None and row["n_failed"] == 0
+
+
+def test_unreadable_judge_answers_are_counted_failures_not_losses(finished_run):
+    # A random tiny model never starts its answer with A, B or C.
+    results = json.loads((finished_run.path / "results.json").read_text())
+    row = metric(results, "policy", "win_gen", "win_rate")
+    assert row["n_failed"] == len(PROMPTS)
+    assert row["estimate"]["n"] == 0 and row["estimate"]["point"] is None
+    samples = finished_run.read_samples("policy", "win_gen")
+    assert all("unreadable" in s["error"] for s in samples)
+
+
+def test_reward_model_samples_record_both_rewards(finished_run):
+    for sample in finished_run.read_samples("policy", "win_rm"):
+        d = sample["details"]
+        assert d["preference"] == pytest.approx(
+            1 / (1 + 2.718281828459045 ** -(d["reward"] - d["baseline_reward"]))
+        )
+        assert d["baseline_output"] is not None and sample["prediction"] is not None
+
+
+def test_a_judged_entry_must_come_after_the_outputs_it_judges(tmp_path, tiny_model_dir):
+    tasks = """
+    tasks:
+      - {name: win_rate, id: win, of: outputs, judge: llm, judge_kind: llm}
+      - {name: instructions, id: outputs, data: prompts.jsonl}
+    """
+    suite = write_suite(tmp_path, suite_text(tmp_path, *[tiny_model_dir] * 3, tasks))
+    with pytest.raises(
+        SuiteError, match="judges the outputs of task entry 'outputs', which comes after it"
+    ):
+        load_suite(suite)
