@@ -20,6 +20,7 @@ TASKS = """
       - {name: win_rate, id: win_llm, of: outputs, judge: llm, judge_kind: llm}
       - {name: win_rate, id: win_gen, of: outputs, judge: llm, judge_kind: llm,
          verdict_by: generate}
+      - {name: ratings, id: ratings, of: outputs, judge: llm}
 """
 
 
@@ -110,3 +111,16 @@ def test_a_judged_entry_must_come_after_the_outputs_it_judges(tmp_path, tiny_mod
         SuiteError, match="judges the outputs of task entry 'outputs', which comes after it"
     ):
         load_suite(suite)
+
+
+def test_ratings_give_likert_means_and_flag_rates(finished_run):
+    results = json.loads((finished_run.path / "results.json").read_text())
+    closed = sum(bool(p.get("closed_domain")) for p in PROMPTS)
+    for model in ("sft", "policy"):
+        likert = metric(results, model, "ratings", "likert")["estimate"]
+        assert likert["n"] == len(PROMPTS) and 1 <= likert["point"] <= 7
+        assert "bootstrap" in likert["method"]
+        opinion = metric(results, model, "ratings", "expresses_opinion")["estimate"]
+        assert opinion["n"] == len(PROMPTS) and opinion["method"] == "wilson"
+        # Hallucination: the closed-domain prompts only.
+        assert metric(results, model, "ratings", "hallucination")["estimate"]["n"] == closed
