@@ -11,6 +11,7 @@ from rlhf_eval.tasks import (  # noqa: F401
     instructions,
     mmlu,
     quac,
+    ratings,
     realtoxicity,
     squad_v2,
     summarization,
