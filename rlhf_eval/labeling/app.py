@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,14 +222,24 @@ def make_label_server(
     token = token or secrets.token_urlsafe(24)
     app = create_app(labeling, store, token)
     try:
+        if port:
+            _check_free(host, port)  # werkzeug would print its own message and exit instead
         server = make_server(host, port, app, threaded=True)
-    except OSError as error:
+    except (OSError, SystemExit) as error:
         raise RunError(
             f"cannot listen on {host}:{port} ({error}). Fix: pass --port with a free port, or "
             "stop the program using this one."
         ) from error
     shown = f"[{host}]" if ":" in host else host
     return server, f"http://{shown}:{server.server_port}/?token={token}"
+
+
+def _check_free(host: str, port: int) -> None:
+    """OSError if nothing can listen on host:port (in use, or not an address of this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+        probe.bind((host, port))
 
 
 def serve(
