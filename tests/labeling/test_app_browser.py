@@ -19,7 +19,7 @@ from tests.labeling.conftest import BASELINE, MODELS
 # Slots B and C of the first prompt share rank 2: the tie.
 ENTRIES = [
     [(6, ("satisfies_constraint",), 1), (3, ("hallucination",), 2), (3, (), 2)],
-    [(2, ("fails_instruction", "expresses_opinion"), 3), (5, (), 1), (4, (), 2)],
+    [(2, ("fails_to_follow", "expresses_opinion"), 3), (5, (), 1), (4, (), 2)],
     [(7, (), 1), (7, (), 1), (1, ("harmful_advice", "violent_content"), 3)],
 ]
 

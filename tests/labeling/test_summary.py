@@ -16,7 +16,7 @@ from tests.labeling.conftest import write_run
 
 Z, Q, P = "zebrasft", "quokkappo", "okapippoptx"  # Z is the baseline
 # (labeler, prompt): {model: (Likert, flags, rank)}; rank 1 is best, ties share a rank.
-SC, HA, FI, EO = "satisfies_constraint", "hallucination", "fails_instruction", "expresses_opinion"
+SC, HA, FI, EO = "satisfies_constraint", "hallucination", "fails_to_follow", "expresses_opinion"
 HAND = {
     ("alice", "p0"): {Z: (4, (), 2), Q: (6, (SC,), 1), P: (2, (HA,), 3)},
     ("alice", "p1"): {Z: (5, (), 1), Q: (5, (), 1), P: (3, (FI,), 2)},
@@ -146,7 +146,7 @@ def test_summary_golden(labeled_run, capsys):
     # Flag rates with Wilson intervals.
     flags = summary["flags"]
     assert set(flags[P]) == {
-        "fails_instruction",
+        "fails_to_follow",
         "inappropriate_for_customer_assistant",
         "hallucination",
         "satisfies_constraint",
@@ -162,7 +162,7 @@ def test_summary_golden(labeled_run, capsys):
     assert (hallucination["point"], hallucination["n"]) == (pytest.approx(2 / 7), 7)
     assert (hallucination["lo"], hallucination["hi"]) == pytest.approx(wilson_by_hand(2, 7))
     assert (hallucination["lo"], hallucination["hi"]) == pytest.approx((0.08222, 0.64107), abs=1e-5)
-    assert flags[P]["fails_instruction"]["point"] == pytest.approx(2 / 7)
+    assert flags[P]["fails_to_follow"]["point"] == pytest.approx(2 / 7)
     assert flags[P]["expresses_opinion"]["point"] == pytest.approx(1 / 7)
     assert flags[Q]["satisfies_constraint"]["point"] == pytest.approx(1 / 7)
     assert flags[Z]["harmful_advice"]["point"] == pytest.approx(1 / 7)
