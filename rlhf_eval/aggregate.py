@@ -15,6 +15,7 @@ from rlhf_eval.results import (
     MetricResult,
     ModelEntry,
     Results,
+    SkippedTask,
     SubgroupResult,
 )
 from rlhf_eval.store import RunDir, now
@@ -204,8 +205,12 @@ def compute_results(
     models: list[dict],
     documents: dict[str, list[Document]],
     wall_seconds: dict[str, float],
+    skipped: dict[str, str] | None = None,
 ) -> Results:
     """Every metric, subgroup, comparison and contrast of a run, from its sample files.
+
+    `skipped` holds the task entries the runner skipped (hub data out of reach) with the reason;
+    they are recorded, and contrasts involving them are left out.
 
     Samples are put in document order first, so the results (bootstrap resamples included)
     depend only on which samples exist, not on the order in which processes appended them.
@@ -278,6 +283,7 @@ def compute_results(
             contrast
             for model in models
             for spec in loaded.suite.contrasts
+            if spec.task in tasks and spec.minus in tasks
             for contrast in contrast_results(model["name"], spec, tasks, samples, settings, seed)
         ],
         run_name=run.manifest()["run_name"],
@@ -296,6 +302,14 @@ def compute_results(
         metrics=metrics,
         comparisons=comparisons,
         wall_seconds=wall_seconds,
+        skipped=[
+            SkippedTask(
+                task=task_id,
+                name=next(t.name for t in loaded.suite.tasks if t.task_id == task_id),
+                reason=reason,
+            )
+            for task_id, reason in (skipped or {}).items()
+        ],
     )
 
 

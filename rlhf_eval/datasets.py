@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from rlhf_eval.errors import DataError
+from rlhf_eval.errors import DataError, DataUnavailable
 
 SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 
@@ -64,13 +64,14 @@ def _json_line(line: str, path: Path, n: int) -> dict:
 
 
 def load_hub(path: str, config: str | None, split: str) -> list[dict]:
-    """A hub dataset split as records; offline machines get a clear error, not a traceback."""
+    """A hub dataset split as records; offline machines get a clear error, not a traceback
+    (DataUnavailable: the runner skips a `data: hub` entry that raises it)."""
     try:
         import datasets
 
         return list(datasets.load_dataset(path, config, split=split))
     except Exception as error:  # the hub raises many types: connection, auth, missing
-        raise DataError(
+        raise DataUnavailable(
             f"cannot load the hub dataset {path} ({config}, {split}): {error}. Fix: check the "
             "network or HF_TOKEN, or point the task's `data` field at a local copy."
         ) from error

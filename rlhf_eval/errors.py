@@ -15,6 +15,11 @@ class DataError(RlhfEvalError):
     """A dataset file is missing, unreadable or lacks required fields."""
 
 
+class DataUnavailable(DataError):
+    """Data that lives elsewhere (a hub dataset) cannot be reached: offline, no access. The
+    runner skips a `data: hub` task entry with this reason instead of failing the run."""
+
+
 class ModelLoadError(RlhfEvalError):
     """A model path, hub id or alias cannot be loaded."""
 

@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added corpus metrics, comparisons against `role: reference` and their p-values; 3 added
-subgroups (per category) and contrasts between task entries. Every addition has a default, so
-older files still load."""
+subgroups (per category) and contrasts between task entries; 4 added the task entries skipped
+because their hub data was out of reach. Every addition has a default, so older files still
+load."""
 
 
 class _Closed(BaseModel):
@@ -106,6 +107,16 @@ class TaskEntry(_Closed):
     n_documents: int
 
 
+class SkippedTask(_Closed):
+    """A task entry the run skipped: its `data: hub` could not be reached (offline, no access)."""
+
+    task: str
+    """The entry's id."""
+    name: str
+    """The registered task."""
+    reason: str
+
+
 class Results(_Closed):
     schema_version: int = SCHEMA_VERSION
     run_name: str
@@ -119,3 +130,4 @@ class Results(_Closed):
     contrasts: list[ContrastResult] = []
     wall_seconds: dict[str, float] = {}
     """Seconds spent per model (loading and scoring)."""
+    skipped: list[SkippedTask] = []

@@ -15,7 +15,7 @@ from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
-from rlhf_eval.errors import RlhfEvalError
+from rlhf_eval.errors import DataError, DataUnavailable, RlhfEvalError
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
@@ -44,16 +44,24 @@ def run_suite(
     """
     processes = processes or start_processes()
     suite = loaded.suite
-    tasks = build_tasks(loaded)
+    every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
-    documents = {task_id: task.documents() for task_id, task in tasks.items()}
+    documents, skipped = _read_documents(every_task)
+    tasks = {task_id: every_task[task_id] for task_id in documents}
+    if processes.is_main:
+        for task_id, reason in skipped.items():
+            print(f"skipped task {task_id}: {reason}", file=sys.stderr)
     check_precomputed(loaded, tasks, documents)
     cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
     path = loaded.resolve(suite.output_dir) / (run_name or loaded.name)
     run = _on_main(
         processes,
-        lambda: RunDir.start(path, _manifest(loaded, run_name, tasks), overwrite=overwrite),
+        # The fingerprint covers every entry, skipped or not: a later run that reaches the
+        # hub resumes this one.
+        lambda: RunDir.start(
+            path, _manifest(loaded, run_name, every_task, skipped), overwrite=overwrite
+        ),
         lambda: RunDir.open(path),
     )
     manifest = run.manifest()
@@ -140,7 +148,9 @@ def run_suite(
     processes.barrier()  # every share is on disk before process 0 aggregates
     if processes.is_main:
         models = [identities[m.name] for m in suite.models if m.name in identities]
-        run.write_results(compute_results(run, loaded, tasks, models, documents, wall))
+        run.write_results(
+            compute_results(run, loaded, tasks, models, documents, wall, skipped=skipped)
+        )
     processes.barrier()
     return run
 
@@ -180,6 +190,28 @@ def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
         spec.task_id: registry[spec.name](loaded.options[spec.task_id], loaded.base_dir)
         for spec in loaded.suite.tasks
     }
+
+
+def _read_documents(tasks: dict[str, Task]) -> tuple[dict[str, list[Document]], dict[str, str]]:
+    """Every task entry's documents, and the entries skipped with their reason.
+
+    An entry that reads `data: hub` and cannot reach it (offline, no access: DataUnavailable) is
+    skipped, not failed: the rest of the suite runs, and results and report say what was skipped
+    and why. Any other data problem, or a local file, still fails the run before a model loads.
+    """
+    documents: dict[str, list[Document]] = {}
+    skipped: dict[str, str] = {}
+    for task_id, task in tasks.items():
+        try:
+            documents[task_id] = task.documents()
+        except DataUnavailable as error:
+            if getattr(task.options, "data", None) != "hub":
+                raise
+            skipped[task_id] = str(error)
+    if not documents:
+        reasons = "; ".join(f"{task_id}: {reason}" for task_id, reason in skipped.items())
+        raise DataError(f"every task entry was skipped, so there is nothing to run ({reasons})")
+    return documents, skipped
 
 
 def _pending(
@@ -264,7 +296,9 @@ def _failed(task: Task, doc: Document, error: Exception) -> Sample:
     )
 
 
-def _manifest(loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task]) -> dict:
+def _manifest(
+    loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task], skipped: dict[str, str]
+) -> dict:
     versions = {task_id: f"{task.name}@{task.version}" for task_id, task in tasks.items()}
     fingerprint = json.dumps([loaded.hash, __version__, versions], sort_keys=True)
     return {
@@ -284,6 +318,7 @@ def _manifest(loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task])
         "hardware": hardware(),
         "command": shlex.join(sys.argv),
         "models": [],
+        "skipped_tasks": skipped,
     }
 
 

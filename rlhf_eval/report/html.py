@@ -137,6 +137,7 @@ def render_html(
         models=model_rows(results, manifest),
         result_columns=RESULT_COLUMNS,
         results=results_table,
+        skipped=results.skipped,
         comparison_columns=COMPARISON_COLUMNS,
         comparisons=comparisons,
         tax_columns=TAX_COLUMNS,

@@ -191,6 +191,12 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     out += ["", "## Results", ""]
     rows = result_rows(results)
     out.append(markdown_table(RESULT_COLUMNS, rows) if rows else "_No metrics were recorded._")
+    if results.skipped:
+        out += ["", "## Skipped tasks", ""]
+        out += [
+            f"- **{_inline(s.task)}** ({_inline(s.name)}): {_inline(s.reason)}"
+            for s in results.skipped
+        ]
     out += ["", "## Comparisons (candidate - baseline, paired)", ""]
     rows = comparison_rows(baseline_comparisons(results), task_order(results)[0])
     out.append(
