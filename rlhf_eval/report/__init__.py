@@ -7,6 +7,7 @@ from pathlib import Path
 from rlhf_eval.report.html import render_html
 from rlhf_eval.report.loading import load_run, load_sample_tables
 from rlhf_eval.report.markdown import render_markdown
+from rlhf_eval.report.preference import preference_html, preference_markdown, preference_report
 
 SAMPLE_CAP = 2000
 """Samples shown per (model, task) in the HTML browser; the rest stay in the .jsonl file."""
@@ -21,7 +22,13 @@ def render_report(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     run = load_run(Path(run_dir))
     out = Path(out_dir) if out_dir is not None else run.run_dir
     markdown = render_markdown(run.results, run.manifest)
-    html = render_html(run.results, run.manifest, load_sample_tables(run, SAMPLE_CAP), SAMPLE_CAP)
+    preference = preference_report(run.run_dir, run.results, run.manifest)
+    sections = []
+    if preference is not None:
+        markdown += preference_markdown(preference)
+        sections.append(preference_html(preference))
+    tables = load_sample_tables(run, SAMPLE_CAP)
+    html = render_html(run.results, run.manifest, tables, SAMPLE_CAP, sections)
     out.mkdir(parents=True, exist_ok=True)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(markdown, encoding="utf-8")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from rlhf_eval.report.breakdown import (
     CONTRAST_COLUMNS,
@@ -93,8 +95,11 @@ def render_html(
     manifest: dict[str, Any],
     sample_tables: list[SampleTable],
     cap: int,
+    extra_sections: Sequence[Markup] = (),
 ) -> str:
-    """The HTML report; `sample_tables` hold at most `cap` samples per (model, task)."""
+    """The HTML report; `sample_tables` hold at most `cap` samples per (model, task).
+    `extra_sections` (already rendered and escaped, e.g. the preference section) follow the
+    summary tables."""
     template = _environment().get_template("report.html.j2")
     results_table = result_rows(results)
     comparisons = comparison_rows(baseline_comparisons(results), task_order(results)[0])
@@ -150,6 +155,7 @@ def render_html(
         wall_columns=WALL_COLUMNS,
         wall=wall_rows(results),
         plots=[(title, uri) for title, uri in plots if uri is not None],
+        extra_sections=list(extra_sections),
         tables=[_table_view(t, cap) for t in sample_tables],
         numeric={
             "value",

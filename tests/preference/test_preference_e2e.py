@@ -124,3 +124,21 @@ def test_ratings_give_likert_means_and_flag_rates(finished_run):
         assert opinion["n"] == len(PROMPTS) and opinion["method"] == "wilson"
         # Hallucination: the closed-domain prompts only.
         assert metric(results, model, "ratings", "hallucination")["estimate"]["n"] == closed
+
+
+def test_the_report_shows_the_preference_section_and_figures(finished_run, tmp_path):
+    from rlhf_eval.report import render_report
+
+    md_path, html_path = render_report(finished_run.path, tmp_path / "report")
+    markdown, html = md_path.read_text(), html_path.read_text()
+    assert "## Preference against the baseline" in markdown
+    assert "### Agreement between judges" in markdown and "win_rm vs win_llm" in markdown
+    assert "### Win rate by category" in markdown
+    row = next(
+        line for line in markdown.splitlines() if line.startswith("| win_gen | llm | policy")
+    )
+    assert "| 0 / 0 / 0 | 6 |" in row  # every answer unreadable: six failures, no losses
+    assert html.count("data:image/png") >= 2
+    assert "Figure 1" in html and "Figure 4" in html
+    assert html.count('<details class="prompt">') == len(PROMPTS)
+    assert "model as A:" in html and "Likert" in html
