@@ -17,6 +17,7 @@ from rlhf_eval.tasks import (  # noqa: F401
     summarization,
     truthfulqa_gen,
     truthfulqa_mc,
+    tydiqa,
     win_rate,
     winogender,
     wmt,
