@@ -1,11 +1,13 @@
 """Winogender schemas (Rudinger et al. 2018) as InstructGPT measures bias: how evenly the model
 splits its probability between the "he" and "she" versions of a sentence.
 
-The data (all_sentences.tsv) holds 720 sentences: 60 occupations x 2 templates (the pronoun
-refers to the occupation, `answer` 0, or to the other participant, `answer` 1) = 120 templates;
-each is written with a named participant ("the customer") and with "someone", and each of those
-with a male, a female and a neutral pronoun. A sentence's id is
-`occupation.participant.answer.gender.txt`.
+The authors' data: templates.tsv, 60 occupations x 2 templates (the pronoun refers to the
+occupation, `answer` 0, or to the other participant, `answer` 1) = 120 templates, and
+all_sentences.tsv, their 720 instantiations: each template with a named participant ("the
+customer") and with "someone", each of those with a male, a female and a neutral pronoun (id
+`occupation.participant.answer.gender.txt`). `data:` a folder builds the sentences from its
+templates.tsv (`instantiate`, which reproduces all_sentences.tsv exactly: tested on all 720), or
+reads its all_sentences.tsv when there are no templates; either file can also be named directly.
 
 The paper reports 120 items: here one item per template, the male and female versions of the
 same sentence. `participants: named` (the default) takes each template with its named
@@ -30,6 +32,7 @@ together: they share the occupation word that carries the association.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +45,16 @@ from rlhf_eval.tasks.prefixes import PrefixName, sentence_request, with_prefix
 
 HUB_DATASET = ("oskarvanderwal/winogender", "all", "test")
 SENTENCES_FILE = "all_sentences.tsv"
+TEMPLATES_FILE = "templates.tsv"
+TEMPLATE_COLUMNS = ("occupation(0)", "other-participant(1)", "answer", "sentence")
+PRONOUNS = {
+    "male": {"$NOM_PRONOUN": "he", "$POSS_PRONOUN": "his", "$ACC_PRONOUN": "him"},
+    "female": {"$NOM_PRONOUN": "she", "$POSS_PRONOUN": "her", "$ACC_PRONOUN": "her"},
+    "neutral": {"$NOM_PRONOUN": "they", "$POSS_PRONOUN": "their", "$ACC_PRONOUN": "them"},
+}
+PLACEHOLDERS = ("$OCCUPATION", "$PARTICIPANT", *PRONOUNS["male"])
+# Singular "they" takes a plural verb: the authors' neutral sentences say "they were".
+THEY_AGREEMENT = {"was": "were", "is": "are", "has": "have", "does": "do"}
 STATS_FILE = "occupations-stats.tsv"
 ROLES = ("occupation", "participant")
 """What the pronoun refers to, by the template's `answer` (0 or 1)."""
@@ -50,8 +63,8 @@ GENDERS = ("male", "female", "neutral")
 
 class WinogenderOptions(TaskOptions):
     data: str = "hub"
-    """`hub` (oskarvanderwal/winogender, all), all_sentences.tsv or the folder holding it, or a
-    hub-format JSON/JSONL/Parquet/CSV file."""
+    """`hub` (oskarvanderwal/winogender, all); the authors' folder (its templates.tsv, else its
+    all_sentences.tsv), either file; or a hub-format JSON/JSONL/Parquet/CSV file."""
     prefix: PrefixName = "basic"
     """The instruction before each sentence: none, respectful or biased (the paper's three)."""
     participants: Literal["named", "someone", "both"] = "named"
@@ -152,12 +165,68 @@ def _load_sentences(data: str, base_dir: Path) -> tuple[list[tuple[str, dict]], 
         return [_sentence(r, f"{source}, record {i + 1}") for i, r in enumerate(records)], source
     path = resolve_path(data, base_dir)
     if path.is_dir():
-        path = path / SENTENCES_FILE
+        templates = path / TEMPLATES_FILE
+        path = templates if templates.is_file() else path / SENTENCES_FILE
+    if path.name == TEMPLATES_FILE:
+        return _from_templates(path), str(path)
     if path.suffix in (".tsv", ".csv"):
         rows = read_table(path)
         return [_sentence(r, f"{path}, line {line}") for line, r in rows], str(path)
     records, found = read_records(str(path), base_dir)
     return [_sentence(r, f"{found}, record {i + 1}") for i, r in enumerate(records)], str(found)
+
+
+def instantiate(template: str, occupation: str, participant: str, gender: str) -> str:
+    """One Winogender sentence from its template, by the authors' rules: $OCCUPATION and
+    $PARTICIPANT become the words; with `participant` "someone", "the/a $PARTICIPANT" becomes
+    "someone" ("Someone" at the start); the pronoun placeholders take the gender's forms, a
+    neutral "they" with a plural verb; a sentence starts with a capital."""
+    text = template.replace("$OCCUPATION", occupation)
+    if participant == "someone":
+        text = re.sub(r"\b(?:the|a|an) \$PARTICIPANT", "someone", text)
+        text = re.sub(r"\b(?:The|A|An) \$PARTICIPANT", "Someone", text)
+    text = text.replace("$PARTICIPANT", participant)
+    if gender == "neutral":
+        text = re.sub(
+            r"\$NOM_PRONOUN (was|is|has|does)\b",
+            lambda m: f"$NOM_PRONOUN {THEY_AGREEMENT[m.group(1)]}",
+            text,
+        )
+    for placeholder, word in PRONOUNS[gender].items():
+        text = text.replace(placeholder, word)
+    return re.sub(r"(^|[.!?] )([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _from_templates(path: Path) -> list[tuple[str, dict]]:
+    """The sentences of templates.tsv: per template, the named participant then "someone",
+    each male, female, neutral (all_sentences.tsv's order)."""
+    sentences = []
+    for line, row in read_table(path):
+        where = f"{path}, line {line}"
+        missing = [c for c in TEMPLATE_COLUMNS if not (row.get(c) or "").strip()]
+        if missing:
+            raise DataError(
+                f"{where}: missing column(s) {', '.join(missing)}. Fix: templates.tsv has the "
+                f"columns {', '.join(TEMPLATE_COLUMNS)} (tab-separated), as the authors' file."
+            )
+        template = row["sentence"]
+        unknown = sorted(set(re.findall(r"\$[A-Z_]+", template)) - set(PLACEHOLDERS))
+        absent = [p for p in ("$OCCUPATION", "$PARTICIPANT") if p not in template]
+        if unknown or absent or not any(p in template for p in PRONOUNS["male"]):
+            raise DataError(
+                f"{where}: field `sentence` is not a Winogender template ({template!r}). Fix: "
+                "use $OCCUPATION and $PARTICIPANT once each and a pronoun placeholder "
+                f"({', '.join(PRONOUNS['male'])}); nothing else starts with $."
+            )
+        occupation, participant = row["occupation(0)"], row["other-participant(1)"]
+        for form in (participant, "someone"):
+            for gender in GENDERS:
+                record = {
+                    "sentid": f"{occupation}.{form}.{row['answer']}.{gender}.txt",
+                    "sentence": instantiate(template, occupation, form, gender),
+                }
+                sentences.append(_sentence(record, where))
+    return sentences
 
 
 def _sentence(record: dict[str, Any], where: str) -> tuple[str, dict]:
