@@ -205,8 +205,10 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     # Imported here: the tax table is built from this module's table helpers.
     from rlhf_eval.report.breakdown import breakdown_markdown
     from rlhf_eval.report.tax import tax_markdown
+    from rlhf_eval.report.variants import variant_markdown
 
     out += tax_markdown(results)
+    out += variant_markdown(results)
     out += breakdown_markdown(results)
     if results.wall_seconds:
         out += ["", "## Wall time", "", markdown_table(WALL_COLUMNS, wall_rows(results))]

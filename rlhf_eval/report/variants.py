@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
+from rlhf_eval.report.markdown import Row, format_ci, format_value, markdown_table
 from rlhf_eval.report.plots import MODEL_COLORS, NEUTRAL_COLOR, _error, _png
 from rlhf_eval.results import MetricResult, Results
 
@@ -40,6 +41,39 @@ def variant_groups(results: Results) -> list[VariantGroup]:
         metrics = list(dict.fromkeys(m.metric for m in results.metrics if m.task == ids[0]))
         groups.append(VariantGroup(name, ids, metrics[:MAX_PANELS]))
     return groups
+
+
+def variant_table(results: Results, group: VariantGroup) -> tuple[tuple[str, ...], list[Row]]:
+    """Columns and rows of one task's table by prompt variant: a row per (model, metric), every
+    metric the task reports, a column per entry holding "value [95% CI]" (e.g. the paper's
+    entropy table by prefix)."""
+    by_key = {(m.task, m.metric, m.model): m for m in results.metrics}
+    metrics = list(dict.fromkeys(m.metric for m in results.metrics if m.task == group.entries[0]))
+    rows = []
+    for model in (m.name for m in results.models):
+        for metric in metrics:
+            row = {"model": model, "metric": metric}
+            for entry in group.entries:
+                result = by_key.get((entry, metric, model))
+                row[entry] = (
+                    "n/a"
+                    if result is None or result.estimate.point is None
+                    else f"{format_value(result.estimate.point)} {format_ci(result.estimate)}"
+                )
+            rows.append(row)
+    return ("model", "metric", *group.entries), rows
+
+
+def variant_markdown(results: Results) -> list[str]:
+    """The markdown section: one table per task run under several prompt variants."""
+    groups = variant_groups(results)
+    if not groups:
+        return []
+    out = ["", "## By prompt variant", "", "value [95% CI] of each task entry, per model."]
+    for group in groups:
+        columns, rows = variant_table(results, group)
+        out += ["", f"### {group.task_name}", "", markdown_table(columns, rows)]
+    return out
 
 
 def variant_bars(results: Results, group: VariantGroup) -> bytes | None:

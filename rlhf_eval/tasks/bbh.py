@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
-from rlhf_eval.models.base import Generation, GenerationRequest
+from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
 from rlhf_eval.tasks.base import (
     CorpusStatistic,
     Document,
@@ -231,6 +231,7 @@ class Bbh(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
+                item=ItemRef(self.name, doc.id, text=doc.data["input"]),
             )
         ]
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import last_number, numbers_match, strict_number
-from rlhf_eval.models.base import Generation, GenerationRequest
+from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
 from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
 
 # Wei et al. 2022, appendix G (the same text as lm-eval's gsm8k_cot and open-instruct):
@@ -155,6 +155,14 @@ class Gsm8k(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
+                # Outputs made elsewhere are found by item id or question; the direct-answer
+                # variant's outputs are told apart from the chain of thought's.
+                item=ItemRef(
+                    self.name,
+                    doc.id,
+                    "" if self.options.chain_of_thought else "direct",
+                    doc.data["question"],
+                ),
             )
         ]
 
