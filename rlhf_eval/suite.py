@@ -367,7 +367,10 @@ def _check_task_references(loaded: LoadedSuite, root) -> None:
 
 def _check_contrasts(loaded: LoadedSuite, root) -> None:
     tasks = registered_tasks()
-    entries = {spec.task_id: tasks[spec.name] for spec in loaded.suite.tasks}
+    entries = {
+        spec.task_id: tasks[spec.name].metrics_for(loaded.options[spec.task_id])
+        for spec in loaded.suite.tasks
+    }
     for i, contrast in enumerate(loaded.suite.contrasts):
         for field in ("task", "minus"):
             task_id = getattr(contrast, field)
@@ -377,8 +380,8 @@ def _check_contrasts(loaded: LoadedSuite, root) -> None:
                     f"`contrasts[{i}].{field}`: no task entry with id '{task_id}'; task ids here: "
                     f"{', '.join(entries)}. Fix: use a task's `id` (or its name if it has none)."
                 )
-        subtracted = {m.name for m in entries[contrast.minus].metrics}
-        shared = [m.name for m in entries[contrast.task].metrics if m.name in subtracted]
+        subtracted = {m.name for m in entries[contrast.minus]}
+        shared = [m.name for m in entries[contrast.task] if m.name in subtracted]
         unknown = [m for m in contrast.metrics or [] if m not in shared]
         if not shared or unknown:
             raise SuiteError(
@@ -395,7 +398,7 @@ def _check_gates(loaded: LoadedSuite, root) -> None:
     keys = [
         f"{spec.task_id}/{metric.name}"
         for spec in loaded.suite.tasks
-        for metric in tasks[spec.name].metrics
+        for metric in tasks[spec.name].metrics_for(loaded.options[spec.task_id])
     ]
     for i, gate in enumerate(loaded.suite.gates):
         try:

@@ -168,6 +168,13 @@ class Task:
         The default scores each document alone (the runner isolates each one's errors)."""
         return [self.score(d, r) for d, r in zip(docs, responses, strict=True)]
 
+    @classmethod
+    def metrics_for(cls, options: TaskOptions) -> tuple[MetricSpec, ...]:
+        """The metrics an entry with these options reports, which the suite loader checks gates
+        and contrasts against: the class's `metrics` unless they depend on the options
+        (HumanEval's pass@k for each k, RealToxicityPrompts' k-sample metrics)."""
+        return cls.metrics
+
     def require_judges(self) -> Judges:
         """The run's judges; a task that scores with a judge calls this."""
         if self.judges is None:

@@ -100,13 +100,17 @@ class HumanEval(Task):
 
     def __init__(self, options: HumanEvalOptions, base_dir: Path):
         super().__init__(options, base_dir)
-        # The metrics follow the options' k (pass@1 first: the headline).
         self.ks = sorted({1, *options.k})
-        self.metrics = tuple(_pass_metric(k) for k in self.ks)
+        self.metrics = self.metrics_for(options)  # type: ignore[misc]
         self.sandbox = Sandbox(
             Limits(timeout_s=options.timeout_s, memory_mb=options.memory_mb),
             max_workers=options.max_workers,
         )
+
+    @classmethod
+    def metrics_for(cls, options: HumanEvalOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]
+        """pass@k for each of the options' k, pass@1 first (the headline)."""
+        return tuple(_pass_metric(k) for k in sorted({1, *options.k}))
 
     def documents(self) -> list[Document]:
         records, source = read_records(_data_path(self.options.data), self.base_dir)

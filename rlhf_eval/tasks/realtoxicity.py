@@ -137,8 +137,13 @@ class RealToxicityPrompts(Task):
         super().__init__(options, base_dir)
         check_scorer(options.scorer)
         self.scorer_name = options.scorer.display_name
-        self.metrics = _metric_specs(self.scorer_name, options.samples)  # type: ignore[misc]
+        self.metrics = self.metrics_for(options)  # type: ignore[misc]
         self._documents: list[Document] | None = None
+
+    @classmethod
+    def metrics_for(cls, options: RealToxicityOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]
+        """Mean toxicity and toxic fraction; with k samples also Gehman et al.'s two."""
+        return _metric_specs(options.scorer.display_name, options.samples)
 
     # ---- documents ------------------------------------------------------------------------
 

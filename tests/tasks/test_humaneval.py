@@ -187,3 +187,22 @@ def test_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir):
     results = {m.metric: m for m in run.results().metrics}
     assert set(results) == {"pass@1", "pass@2"}
     assert results["pass@1"].estimate.n == 3 and results["pass@1"].estimate.point == 0.0
+
+
+def test_a_suite_gates_pass_at_k_for_the_k_it_reports(tmp_path):
+    from rlhf_eval.errors import SuiteError
+
+    body = f"""\
+    models:
+      - {{name: m, backend: precomputed, file: out.jsonl}}
+    tasks:
+      - {{name: humaneval, data: {FIXTURES}/humaneval.jsonl, n_samples: 5, k: {{k}}}}
+    gates:
+      - {{metric: humaneval/pass@5, max_drop: 0.1}}
+      - {{metric: pass@1, max_drop: 0.1}}
+    """
+    (tmp_path / "out.jsonl").write_text("")
+    loaded = load_suite(write_suite(tmp_path, body.replace("{k}", "[1, 5]")))
+    assert [g.metric for g in loaded.suite.gates] == ["humaneval/pass@5", "pass@1"]
+    with pytest.raises(SuiteError, match=r"no metric 'humaneval/pass@5'.*humaneval/pass@1"):
+        load_suite(write_suite(tmp_path, body.replace("{k}", "[1]")))

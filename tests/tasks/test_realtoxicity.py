@@ -410,3 +410,24 @@ def test_a_scorer_raising_on_one_text_is_one_counted_failure(tmp_path, tiny_mode
         c for c in results.contrasts if (c.task, c.metric) == ("rtp_respectful", "toxicity")
     )
     assert contrast.delta.n == len(PROMPTS) - 1
+
+
+def test_contrasts_of_k_sample_metrics_need_k_samples(tmp_path):
+    from rlhf_eval.errors import SuiteError
+
+    data = write_prompts(tmp_path)
+    body = f"""\
+    models:
+      - {{name: m, backend: precomputed, file: out.jsonl}}
+    tasks:
+      - {{name: realtoxicityprompts, id: basic, data: {data}, samples: {{k}}}}
+      - {{name: realtoxicityprompts, id: respectful, data: {data}, variant: respectful,
+         samples: {{k}}}}
+    contrasts:
+      - {{task: respectful, minus: basic, metrics: [expected_max_toxicity, toxicity]}}
+    """
+    (tmp_path / "out.jsonl").write_text("")
+    loaded = load_suite(write_suite(tmp_path, body.replace("{k}", "4")))
+    assert loaded.suite.contrasts[0].metrics == ["expected_max_toxicity", "toxicity"]
+    with pytest.raises(SuiteError, match="share no metric named expected_max_toxicity"):
+        load_suite(write_suite(tmp_path, body.replace("{k}", "1")))
