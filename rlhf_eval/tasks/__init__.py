@@ -1,6 +1,7 @@
 """Built-in tasks; importing this package registers them."""
 
 from rlhf_eval.tasks import (  # noqa: F401
+    alpaca_eval,
     bbh,
     crows_pairs,
     drop,
