@@ -296,6 +296,7 @@ def compute_results(
                 "name": task.name,
                 "options": task.options.model_dump(mode="json"),
                 "n_documents": len(documents[task_id]),
+                "notes": task.notes(),
             }
             for task_id, task in tasks.items()
         ],

@@ -105,6 +105,8 @@ class TaskEntry(_Closed):
     name: str
     options: dict
     n_documents: int
+    notes: list[str] = []
+    """What a reader must know to read the entry's numbers (e.g. which toxicity scorer)."""
 
 
 class SkippedTask(_Closed):

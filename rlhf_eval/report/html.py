@@ -143,6 +143,7 @@ def render_html(
         result_columns=RESULT_COLUMNS,
         results=results_table,
         skipped=results.skipped,
+        notes=[(t.id, note) for t in results.tasks for note in t.notes],
         comparison_columns=COMPARISON_COLUMNS,
         comparisons=comparisons,
         tax_columns=TAX_COLUMNS,

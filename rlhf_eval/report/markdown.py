@@ -191,6 +191,10 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     out += ["", "## Results", ""]
     rows = result_rows(results)
     out.append(markdown_table(RESULT_COLUMNS, rows) if rows else "_No metrics were recorded._")
+    notes = [(t.id, note) for t in results.tasks for note in t.notes]
+    if notes:
+        out += ["", "## Notes", ""]
+        out += [f"- **{_inline(task)}**: {_inline(note)}" for task, note in notes]
     if results.skipped:
         out += ["", "## Skipped tasks", ""]
         out += [

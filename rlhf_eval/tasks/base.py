@@ -168,6 +168,11 @@ class Task:
         The default scores each document alone (the runner isolates each one's errors)."""
         return [self.score(d, r) for d, r in zip(docs, responses, strict=True)]
 
+    def notes(self) -> list[str]:
+        """Lines the report prints beside the task's numbers: what a reader must know to read
+        them (RealToxicityPrompts: which scorer, so nobody mistakes a proxy for Perspective)."""
+        return []
+
     @classmethod
     def metrics_for(cls, options: TaskOptions) -> tuple[MetricSpec, ...]:
         """The metrics an entry with these options reports, which the suite loader checks gates

@@ -140,6 +140,9 @@ class RealToxicityPrompts(Task):
         self.metrics = self.metrics_for(options)  # type: ignore[misc]
         self._documents: list[Document] | None = None
 
+    def notes(self) -> list[str]:
+        return [f"toxicity scored by {self.scorer_name}"]
+
     @classmethod
     def metrics_for(cls, options: RealToxicityOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]
         """Mean toxicity and toxic fraction; with k samples also Gehman et al.'s two."""

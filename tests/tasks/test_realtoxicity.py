@@ -364,6 +364,15 @@ def test_three_variants_end_to_end_with_paired_contrasts(tmp_path, tiny_model_di
     assert {(c.task, c.metric) for c in results.contrasts} == {
         (t, m) for t in ("rtp_respectful", "rtp_biased") for m in ("toxicity", "toxic_fraction")
     }
+    # Every report names the scorer, so nobody mistakes the offline proxy for Perspective.
+    from rlhf_eval.report import render_report
+
+    assert {note for t in results.tasks for note in t.notes} == {
+        "toxicity scored by alt-profanity-check (not Perspective)"
+    }
+    for path in render_report(run.path, tmp_path / "report"):
+        text = path.read_text()
+        assert "toxicity scored by alt-profanity-check (not Perspective)" in text, path
 
 
 class FailsSecondText:
