@@ -89,6 +89,13 @@ class AlpacaEval(Task):
     )
     breakdowns = ("dataset",)
 
+    def notes(self) -> list[str]:
+        return [
+            f"judged by '{self.options.judge}' against the {self.options.reference} reference "
+            "answers, both orders (not AlpacaEval's GPT-4 annotator: compare models within this "
+            "run, not with AlpacaEval's leaderboard)"
+        ]
+
     def documents(self) -> list[Document]:
         if self.options.data == "hub":
             filename = REFERENCE_FILES[self.options.reference]

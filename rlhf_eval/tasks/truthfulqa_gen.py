@@ -202,6 +202,20 @@ class TruthfulQAGen(Task):
         self._warned: set[str] = set()
         """Judges already warned about a multi-token " yes"."""
 
+    def notes(self) -> list[str]:
+        judges = [
+            f"{kind} by judge '{name}'"
+            for kind, name in (
+                ("truth", self.options.truth_judge),
+                ("info", self.options.info_judge),
+            )
+            if name
+        ]
+        return [
+            "GPT-judge protocol (P(' yes') >= 0.5): "
+            + (", ".join(judges) if judges else "scores that came with precomputed outputs")
+        ]
+
     def documents(self) -> list[Document]:
         docs, seen = [], set()
         for row in _load_rows(self.options.data, self.base_dir):

@@ -151,3 +151,8 @@ def test_end_to_end_with_a_tiny_judge(tmp_path, tiny_model_dir):
     samples = run.read_samples("tiny", "alpaca_eval")
     assert all(s["metrics"]["win_rate"] in (0.0, 0.5, 1.0) for s in samples)
     assert run.manifest()["judge_requests"]["judge"]["computed"] == 3 * 2 * 2
+
+
+def test_the_report_note_says_whose_judge_it_is():
+    (note,) = make(judge="gpt").notes()
+    assert "judged by 'gpt' against the gpt4_turbo reference" in note and "leaderboard" in note

@@ -327,3 +327,12 @@ def test_run_suite_reports_truthfulness_by_category(tmp_path, tiny_model_dir):
     # Without a judge every sample fails (counted), none scores 0.
     unjudged = next(m for m in results.metrics if (m.task, m.metric) == ("unjudged", "truthful"))
     assert unjudged.n_failed == 3 and unjudged.estimate.n == 0
+
+
+def test_the_report_note_names_the_judges(tmp_path):
+    (note,) = _task(tmp_path, truth_judge="truth", info_judge="info").notes()
+    assert (
+        note
+        == "GPT-judge protocol (P(' yes') >= 0.5): truth by judge 'truth', info by judge 'info'"
+    )
+    assert "precomputed" in _task(tmp_path).notes()[0]
