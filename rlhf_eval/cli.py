@@ -252,12 +252,15 @@ def _prompts(args) -> int:
     import json
 
     from rlhf_eval.models.precomputed import prompt_rows
-    from rlhf_eval.runner import build_tasks
+    from rlhf_eval.runner import build_tasks, read_documents
     from rlhf_eval.suite import load_suite
 
     loaded = load_suite(args.suite)
     tasks = build_tasks(loaded)
-    rows = prompt_rows(tasks, {task_id: task.documents() for task_id, task in tasks.items()})
+    documents, skipped = read_documents(tasks)  # hub data out of reach: skipped, as in `run`
+    for task_id, reason in skipped.items():
+        print(f"skipped task {task_id}: {reason}", file=sys.stderr)
+    rows = prompt_rows({task_id: tasks[task_id] for task_id in documents}, documents)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as handle:
         for row in rows:

@@ -46,7 +46,7 @@ def run_suite(
     suite = loaded.suite
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
-    documents, skipped = _read_documents(every_task)
+    documents, skipped = read_documents(every_task)
     tasks = {task_id: every_task[task_id] for task_id in documents}
     if processes.is_main:
         for task_id, reason in skipped.items():
@@ -192,7 +192,7 @@ def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
     }
 
 
-def _read_documents(tasks: dict[str, Task]) -> tuple[dict[str, list[Document]], dict[str, str]]:
+def read_documents(tasks: dict[str, Task]) -> tuple[dict[str, list[Document]], dict[str, str]]:
     """Every task entry's documents, and the entries skipped with their reason.
 
     An entry that reads `data: hub` and cannot reach it (offline, no access: DataUnavailable) is

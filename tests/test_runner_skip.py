@@ -3,6 +3,8 @@ results and report; the rest of the suite runs; a local file never is skipped.""
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import huggingface_hub.constants
 import pytest
@@ -82,3 +84,19 @@ def test_a_missing_local_file_still_fails_the_run(tmp_path, tiny_model_dir, caps
     suite = write_suite(tmp_path, body.replace("{model}", str(tiny_model_dir)))
     assert main(["run", str(suite), "--no-progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_prompts_command_skips_the_same_entries(tmp_path, offline, capsys):
+    body = f"""\
+    models:
+      - {{name: m, alias: smollm2-135m-instruct}}
+    tasks:
+      - {{name: tydiqa_goldp, data: hub}}
+      - {{name: gsm8k, data: {FIXTURES}/gsm8k.jsonl}}
+    """
+    suite = write_suite(tmp_path, body)
+    out = tmp_path / "prompts.jsonl"
+    assert main(["prompts", str(suite), str(out)]) == 0
+    assert "skipped task tydiqa_goldp: cannot load the hub dataset" in capsys.readouterr().err
+    tasks = {json.loads(line)["task"] for line in out.read_text().splitlines()}
+    assert tasks == {"gsm8k"}
