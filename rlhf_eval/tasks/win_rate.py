@@ -6,7 +6,9 @@ with the baseline's, both read from the run (the runner evaluates the baseline f
 - `judge_kind: reward_model`: preference = sigmoid(r_model - r_baseline) from a scalar reward
   model (rlhf_eval.judges.reward_model); |preference - 0.5| < `tie_band` is a tie.
 - `judge_kind: llm`: a language model asked in both orders (model's output as A, then as B);
-  a pair whose two verdicts disagree is a tie (rlhf_eval.judges.pairwise).
+  a pair whose two verdicts disagree is a tie (rlhf_eval.judges.pairwise), or with
+  `orders: calibrated` the two orders' log-odds are averaged (a constant position bias cancels)
+  and `tie_band` applies as for the reward model.
 Per sample: win_rate 1 / 0.5 / 0 (its mean is the win rate, bootstrapped by prompt), win / loss /
 tie as 0/1, and for the LLM judge whether the two orders agreed. A judge that fails on a prompt
 (an unparseable answer) fails that sample: counted, never a loss. The baseline's own samples are
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlhf_eval.judges.pairwise import (
     OrderVerdict,
     VerdictBy,
+    calibrated_preference,
     judge_prompt,
     letter_preference,
     read_order,
@@ -44,12 +47,28 @@ METRICS = ("win_rate", "win", "loss", "tie", "consistent")
 class WinRateOptions(JudgedOptions):
     judge_kind: Literal["reward_model", "llm"]
     tie_band: float = Field(0.05, ge=0.0, lt=0.5)
-    """Reward model: |sigmoid(r_model - r_baseline) - 0.5| below this is a tie."""
+    """Reward model (and calibrated LLM judge): |preference - 0.5| below this is a tie, with
+    preference = sigmoid(r_model - r_baseline) (or of the mean log-odds)."""
     reward_template: RewardTemplate = "instruction"
     """Reward model: how it reads the prompt (instruction, hh, chat or plain; see
     rlhf_eval.judges.reward_model). Use the format it was trained on."""
     verdict_by: VerdictBy = "loglikelihood"
     """LLM judge: compare log P(" A") with log P(" B"), or `generate` and read the first word."""
+    orders: Literal["tie", "calibrated"] = "tie"
+    """LLM judge: two orders that disagree make a tie (the issue's rule), or `calibrated`: the
+    preference is the sigmoid of the mean log-odds over both orders, which cancels a constant
+    position bias, with `tie_band` (needs verdict_by: loglikelihood)."""
+
+    @model_validator(mode="after")
+    def _calibration_needs_logprobs(self) -> WinRateOptions:
+        if self.orders == "calibrated" and (
+            self.judge_kind != "llm" or self.verdict_by != "loglikelihood"
+        ):
+            raise ValueError(
+                "`orders: calibrated` averages the LLM judge's log-odds over both orders: it "
+                "needs judge_kind: llm and verdict_by: loglikelihood"
+            )
+        return self
 
 
 @register_task
@@ -149,6 +168,11 @@ class WinRate(JudgedTask):
             first = read_order(answers[slice(*spans[2 * k])], how)
             second = read_order(answers[slice(*spans[2 * k + 1])], how)
             out[i] = _both_orders(first, second)
+            if self.options.orders == "calibrated":
+                p = calibrated_preference(first, second)
+                _, details, _ = out[i]
+                details["preference"] = p
+                out[i] = (preference_verdict(p, self.options.tie_band), details, None)
         return out
 
     # ---- samples ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ that judged text cannot steer, the reward model's tie band, failures counted (ne
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_a_response_cannot_close_its_own_fence():
 
 def test_reward_preference_is_bradley_terry_with_a_tie_band():
     assert preference(1.0, 1.0) == 0.5
-    assert preference(2.0, 0.0) == pytest.approx(1 / (1 + pytest.importorskip("math").exp(-2)))
+    assert preference(2.0, 0.0) == pytest.approx(1 / (1 + math.exp(-2)))
     # band 0.05: sigmoid(d) - 0.5 < 0.05 <=> d < 2 * atanh(0.1) = 0.2007
     assert preference_verdict(preference(0.20, 0.0), 0.05) == 0.5
     assert preference_verdict(preference(0.21, 0.0), 0.05) == 1.0
@@ -192,3 +193,35 @@ def test_a_missing_output_fails_that_prompt_only(tmp_path):
     samples = scored(task)
     assert "has no output" in samples[0].error and samples[0].metrics["win_rate"] is None
     assert [s.metrics["win_rate"] for s in samples[1:]] == [0.0, 0.5, 0.5]
+
+
+class BiasedJudges:
+    """An LLM judge that favours position A by 2 nats and good answers by 0.5 nats."""
+
+    def loglikelihood(self, name, requests):
+        out = []
+        for r in requests:
+            a, b = ScriptedJudges.responses(r.context)
+            shown = a if r.continuation == " A" else b
+            logprob = (-1.0 if r.continuation == " A" else -3.0) + 0.5 * shown.startswith("good")
+            out.append(Loglikelihood(logprob, 1, True))
+        return out
+
+
+def test_calibration_cancels_a_constant_position_bias(tmp_path):
+    tied = scored(win_rate_task(tmp_path, BiasedJudges()))
+    assert [s.metrics["win_rate"] for s in tied] == [0.5] * 4  # "A" in both orders: ties
+    samples = scored(win_rate_task(tmp_path, BiasedJudges(), orders="calibrated"))
+    # q1: m1 = 2 + 0.5 (good vs bad, model first), m2 = 2 - 0.5 (bad first): (m1 - m2) / 2 = 0.5.
+    p = 1 / (1 + math.exp(-0.5))
+    assert samples[0].details["preference"] == pytest.approx(p)
+    assert samples[1].details["preference"] == pytest.approx(1 - p)
+    assert [s.metrics["win_rate"] for s in samples] == [1.0, 0.0, 0.5, 0.5]
+    assert samples[0].metrics["consistent"] == 0.0  # the raw letters still disagree
+
+
+def test_calibration_needs_log_probabilities():
+    with pytest.raises(ValueError, match="needs judge_kind: llm and verdict_by: loglikelihood"):
+        WinRateOptions(
+            of="o", judge="j", judge_kind="llm", verdict_by="generate", orders="calibrated"
+        )
