@@ -92,6 +92,8 @@ class HFBackend:
         # transformers 5 renamed the forward argument `past_key_values` to `cache`.
         parameters = inspect.signature(self.model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        # Generation needs the last position's logits only, not a vocabulary row per prompt token.
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
         self.max_length = max_length or _context_window(self.model.config, self.tokenizer)
         self._identity = self._describe_identity(max_length is not None)
 
@@ -299,7 +301,7 @@ class HFBackend:
         common = min(len(x) for x in ids) - 1
         for other in ids[1:]:
             common = _common_prefix_length(ids[0], other, common)
-        share = self.share_prefix and settings.n == 1 and len(ids) > 1
+        share = self.share_prefix and len(ids) * settings.n > 1  # n samples share their prompt
         prefix_length = common if share and common >= MIN_SHARED_PREFIX else 0
         # Left padding keeps the new tokens aligned at the end of every row. With a shared
         # prefix the padding sits between the prefix (run once, its key/value cache repeated
@@ -314,38 +316,98 @@ class HFBackend:
         for row, suffix in enumerate(suffixes):
             input_ids[row, input_ids.shape[1] - len(suffix) :] = torch.tensor(suffix)
             attention_mask[row, input_ids.shape[1] - len(suffix) :] = 1
-        kwargs = {}
+        if settings.n > 1:  # each prompt n times, its samples side by side
+            input_ids = input_ids.repeat_interleave(settings.n, dim=0)
+            attention_mask = attention_mask.repeat_interleave(settings.n, dim=0)
+        cache = None
         if prefix_length:
             cache = self._prefix_cache(tuple(ids[0][:prefix_length]))
-            cache.batch_repeat_interleave(len(ids))
-            kwargs[self._cache_argument] = cache
-        sample = settings.temperature > 0
-        torch.manual_seed(settings.seed)
-        output = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=sample,
-            temperature=settings.temperature if sample else None,
-            top_p=None,
-            top_k=None,
-            num_return_sequences=settings.n,
-            stop_strings=list(settings.stop) or None,
-            tokenizer=tokenizer,
-            pad_token_id=pad,
-            **kwargs,
-        )
-        new_tokens = output[:, input_ids.shape[1] :]
+            cache.batch_repeat_interleave(input_ids.shape[0])
+        rows = self._decode(input_ids, attention_mask, cache, prefix_length, settings)
         generations = []
         for p in range(len(ids)):
             texts, counts = [], []
-            for row in new_tokens[p * settings.n : (p + 1) * settings.n]:
-                kept = [t for t in row.tolist() if t != pad]
+            for tokens in rows[p * settings.n : (p + 1) * settings.n]:
+                kept = [t for t in tokens if t != pad]
                 text = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), settings.stop)
                 texts.append(text)
                 counts.append(len(kept))
             generations.append(Generation(tuple(texts), tuple(counts)))
         return generations
+
+    def _decode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        cache,
+        cached_length: int,
+        settings: GenerationRequest,
+    ) -> list[list[int]]:
+        """New tokens for every row: greedy, or sampled at the request's temperature (no top-k,
+        no top-p), until the row's end-of-sequence token, a stop string or max_new_tokens.
+
+        A finished row leaves the batch at once (its key/value cache rows dropped), so one long
+        answer no longer makes every other row of its batch run to the token limit, as it does
+        with `model.generate`. Positions count real tokens only, so padding changes nothing.
+        """
+        from transformers import DynamicCache
+
+        device = self.device
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            eos.add(self.tokenizer.eos_token_id)
+        stops = tuple(settings.stop or ())
+        # Enough trailing tokens to hold the longest stop string (a token holds >= 1 char).
+        window = max((len(stop) for stop in stops), default=0) + 2
+        generator = torch.Generator(device=device).manual_seed(settings.seed)
+        rows = [[] for _ in range(input_ids.shape[0])]
+        active = torch.arange(input_ids.shape[0])
+        mask = attention_mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = cache if cache is not None else DynamicCache(config=self.model.config)
+        logits = self.model(
+            input_ids=input_ids[:, cached_length:].to(device),
+            attention_mask=mask,
+            position_ids=positions[:, cached_length:],
+            use_cache=True,
+            **{self._cache_argument: cache},
+            **self._last_logits_only,
+        ).logits[:, -1]
+        last_position = positions[:, -1]
+        for step in range(settings.max_new_tokens):
+            if settings.temperature > 0:
+                probabilities = torch.softmax(logits.float() / settings.temperature, dim=-1)
+                chosen = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+            else:
+                chosen = logits.argmax(dim=-1)
+            keep = []
+            for i, (row, token) in enumerate(zip(active.tolist(), chosen.tolist(), strict=True)):
+                rows[row].append(token)
+                if token in eos:
+                    continue
+                if stops:
+                    tail = self.tokenizer.decode(rows[row][-window:], skip_special_tokens=True)
+                    if any(stop in tail for stop in stops):
+                        continue
+                keep.append(i)
+            if not keep or step == settings.max_new_tokens - 1:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                active, chosen = active[keep], chosen[index]
+                mask, last_position = mask[index], last_position[index]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            last_position = last_position + 1
+            logits = self.model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=last_position[:, None],
+                use_cache=True,
+                **{self._cache_argument: cache},
+            ).logits[:, -1]
+        return rows
 
 
 def _halving_on_oom(backend: HFBackend, batch: list, run) -> list:
