@@ -86,11 +86,14 @@ class RewardModel:
         self.identity = f"reward-model:{weights_fingerprint(source, config)}:{dtype}"
         self._memo: dict[tuple[str, str], float] = {}
 
-    def render(self, instruction: str, input_text: str | None, template: RewardTemplate) -> str:
-        """The prompt text the reward model reads."""
+    def render(
+        self, instruction: str, input_text: str | None, completion: str, template: RewardTemplate
+    ) -> tuple[str, str]:
+        """(prompt, completion) as the reward model reads them (HH markup puts a space before
+        the completion, as rlhf-train's data does)."""
         context = input_text if input_text and input_text.strip() else None
         if template == "plain":
-            return prompt_and_completion(instruction, "", context, "instruction")[0]
+            return prompt_and_completion(instruction, completion, context, "instruction")
         conversation = (Message("user", instruction),)
         if template == "chat":
             if not self.tokenizer.chat_template:
@@ -98,8 +101,8 @@ class RewardModel:
                     f"reward model '{self.source}' has no chat template, but the task asks for "
                     "`reward_template: chat`. Fix: use instruction, hh or plain."
                 )
-            return prompt_and_completion(conversation, "", context, self._chat)[0]
-        return prompt_and_completion(conversation, "", context, template)[0]
+            return prompt_and_completion(conversation, completion, context, self._chat)
+        return prompt_and_completion(conversation, completion, context, template)
 
     def _chat(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(

@@ -130,13 +130,13 @@ class WinRate(JudgedTask):
         self, docs: list[Document], ours: list[Output], theirs: list[Output], index: list[int]
     ) -> dict[int, tuple[float | None, dict, str | None]]:
         scorer = self.require_judges().reward_model(self.options.judge)
-        prompts = [
-            scorer.render(d.data["prompt"], d.data["input"], self.options.reward_template)
-            for d in docs
+        template = self.options.reward_template
+        pairs = [
+            scorer.render(d.data["prompt"], d.data["input"], output.text or "", template)
+            for outputs in (ours, theirs)
+            for d, output in zip(docs, (outputs[i] for i in index), strict=True)
         ]
-        rewards = scorer.scores(
-            prompts * 2, [ours[i].text for i in index] + [theirs[i].text for i in index]
-        )
+        rewards = scorer.scores([p for p, _ in pairs], [c for _, c in pairs])
         out = {}
         for k, i in enumerate(index):
             mine, base = rewards[k], rewards[len(index) + k]
