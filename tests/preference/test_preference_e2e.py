@@ -142,3 +142,15 @@ def test_the_report_shows_the_preference_section_and_figures(finished_run, tmp_p
     assert "Figure 1" in html and "Figure 4" in html
     assert html.count('<details class="prompt">') == len(PROMPTS)
     assert "model as A:" in html and "Likert" in html
+
+
+def test_only_instructions_outputs_can_be_judged(tmp_path, tiny_model_dir):
+    tasks = """
+    tasks:
+      - {name: instructions, id: outputs, data: prompts.jsonl}
+      - {name: win_rate, id: win, of: outputs, judge: llm, judge_kind: llm}
+      - {name: ratings, id: rated, of: win, judge: llm}
+    """
+    suite = write_suite(tmp_path, suite_text(tmp_path, *[tiny_model_dir] * 3, tasks))
+    with pytest.raises(SuiteError, match="`of: win` names a `win_rate` entry"):
+        load_suite(suite)
