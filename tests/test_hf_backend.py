@@ -212,3 +212,23 @@ def test_other_errors_and_single_items_are_not_retried_forever(tiny_model_dir, m
     monkeypatch.setattr(backend.model, "forward", always_oom)
     with pytest.raises(ModelLoadError, match="a single request does not fit in memory"):
         backend.loglikelihood(REQUESTS[:2])
+
+
+def test_appendable_cache_layer_holds_what_concatenation_holds():
+    from transformers.cache_utils import DynamicLayer
+
+    from rlhf_eval.models.hf import _AppendableLayer
+
+    plain, appendable = DynamicLayer(), _AppendableLayer()
+    generator = torch.Generator().manual_seed(0)
+    batch = 3
+    for step, length in enumerate((5, 1, 1, 70, 1)):
+        keys, values = (torch.randn(batch, 2, length, 4, generator=generator) for _ in range(2))
+        expected, got = plain.update(keys, values), appendable.update(keys, values)
+        assert all(torch.equal(e, g) for e, g in zip(expected, got, strict=True))
+        if step == 2:  # a row leaves the batch: later updates must not write into stale rows
+            index = torch.tensor([0, 2])
+            plain.batch_select_indices(index)
+            appendable.batch_select_indices(index)
+            batch = 2
+    assert appendable.get_seq_length() == plain.get_seq_length() == 78
