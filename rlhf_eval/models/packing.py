@@ -46,13 +46,25 @@ class Pack:
         return len(self.context) + sum(len(r.targets) - 1 for r in self.rows)
 
 
+MIN_SHARED_CONTEXT = 8
+"""Rows share a pack only when their common context (past any cached prefix) is this long: a
+shorter one saves almost no tokens, while packing many rows into one long sequence makes
+attention quadratic in the pack's length (CrowS-Pairs' sentences all share just BOS)."""
+
+
 def build_packs(
-    rows: list[ScoringRow], prefix_length: int, max_tokens: int, share_context: bool = True
+    rows: list[ScoringRow],
+    prefix_length: int,
+    max_tokens: int,
+    share_context: bool = True,
+    min_shared: int = MIN_SHARED_CONTEXT,
 ) -> list[Pack]:
-    """Group rows by context; a pack holds one context and as many of its rows as fit."""
+    """Group rows by context; a pack holds one context and as many of its rows as fit.
+    Rows whose context (past the cached prefix) is shorter than `min_shared` go alone."""
     by_context: dict[tuple[int, ...], list[ScoringRow]] = {}
     for row in rows:
-        key = row.context if share_context else (row.index, *row.context)
+        shared = share_context and len(row.context) - prefix_length >= min_shared
+        key = row.context if shared else (row.index, *row.context)
         by_context.setdefault(key, []).append(row)
     packs = []
     for members in by_context.values():
