@@ -212,16 +212,22 @@ class HFBackend:
     ) -> list[tuple[ScoringRow, Loglikelihood]]:
         pad = self.tokenizer.pad_token_id or 0
         batch = pack_batch(packs, prefix_length, pad, self.model.dtype)
-        kwargs = {}
-        if cache is not None:
-            kwargs[self._cache_argument] = _expand_cache(cache, len(packs))
-        logits = self.model(
-            input_ids=batch.input_ids.to(self.device),
-            position_ids=batch.position_ids.to(self.device),
-            attention_mask=batch.attention_mask.to(self.device),
-            use_cache=False,
-            **kwargs,
-        ).logits
+        if cache is None and all(len(pack.rows) == 1 for pack in packs):
+            # One sequence per row, each from position 0 with its padding on the right: plain
+            # causal attention already keeps every real token from the pads, so the fast
+            # kernel runs, as in lm-eval, instead of the masked one a tree of rows needs.
+            logits = self.model(input_ids=batch.input_ids.to(self.device), use_cache=False).logits
+        else:
+            kwargs = {}
+            if cache is not None:
+                kwargs[self._cache_argument] = _expand_cache(cache, len(packs))
+            logits = self.model(
+                input_ids=batch.input_ids.to(self.device),
+                position_ids=batch.position_ids.to(self.device),
+                attention_mask=batch.attention_mask.to(self.device),
+                use_cache=False,
+                **kwargs,
+            ).logits
         scored = []
         for row, b, positions in batch.picks:
             # At least float32, whatever the weights' dtype (float64 stays float64).
