@@ -232,3 +232,21 @@ def test_appendable_cache_layer_holds_what_concatenation_holds():
             appendable.batch_select_indices(index)
             batch = 2
     assert appendable.get_seq_length() == plain.get_seq_length() == 78
+
+
+def test_rows_without_a_shared_prefix_are_batched_together(tiny_model_dir):
+    """Sentences scored alone (CrowS-Pairs, Winogender) share no prefix: they still fill
+    batches, rather than running one forward pass each."""
+    backend = HFBackend("tiny", str(tiny_model_dir), batch_size=4)
+    sizes = []
+    original = backend._score
+    backend._score = lambda length, cache, packs: (
+        sizes.append(len(packs)) or original(length, cache, packs)
+    )
+    sentences = ["Nothing happens.", "Goldfish remember.", "Why?", "Telescopes", "Mirrors focus."]
+    results = backend.loglikelihood([LoglikelihoodRequest("", s) for s in sentences])
+    assert sorted(sizes) == [1, 4]
+    for request, result in zip(
+        [LoglikelihoodRequest("", s) for s in sentences], results, strict=True
+    ):
+        assert result.logprob == pytest.approx(reference_logprob(backend, request), abs=1e-5)

@@ -170,7 +170,8 @@ class HFBackend:
     def _prefix_groups(
         self, rows: list[ScoringRow]
     ) -> Iterator[tuple[tuple[int, ...], list[ScoringRow]]]:
-        """Split rows into runs that share a long token prefix (lexicographic order).
+        """Split rows into runs that share a long token prefix (lexicographic order); rows that
+        share none with a neighbour form one last group without a prefix, batched together.
 
         A prefix never reaches a row's first scored position, so its logits are not needed and
         its key/value cache serves every row of the group.
@@ -179,20 +180,23 @@ class HFBackend:
         if not self.share_prefix:
             yield (), ordered
             return
-        group: list[ScoringRow] = []
-        common = 0
+        runs: list[tuple[list[ScoringRow], int]] = []
         for row in ordered:
-            if group:
+            if runs:
+                group, common = runs[-1]
                 shared = _common_prefix_length(group[-1].tokens, row.tokens, common)
                 shared = min(shared, row.first_scored - 1)
                 if shared >= MIN_SHARED_PREFIX:
-                    common = shared
                     group.append(row)
+                    runs[-1] = (group, shared)
                     continue
-                yield _shared_prefix(group, common), group
-            group, common = [row], row.first_scored - 1
-        if group:
-            yield _shared_prefix(group, common), group
+            runs.append(([row], row.first_scored - 1))
+        loose = [group[0] for group, _ in runs if len(group) == 1]
+        for group, common in runs:
+            if len(group) > 1:
+                yield tuple(group[0].tokens[:common]), group
+        if loose:
+            yield (), loose
 
     def _prefix_cache(self, prefix: tuple[int, ...]):
         if not prefix:
@@ -505,11 +509,6 @@ def _chunks(order: list[int], size: int, key) -> Iterator[list[int]]:
         batch.append(i)
     if batch:
         yield batch
-
-
-def _shared_prefix(group: list[ScoringRow], common: int) -> tuple[int, ...]:
-    # A lone row gains nothing from a cache of its own prefix.
-    return group[0].tokens[:common] if len(group) > 1 else ()
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
