@@ -95,6 +95,7 @@ def run_suite(
                 "identity": backend.identity,
                 "source": spec.source(),
                 "dtype": spec.dtype,
+                "parameters": getattr(backend, "parameters", None),
             }
             if processes.is_main:
                 run.write_manifest(

@@ -83,6 +83,11 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     manifest = run.manifest()
     assert manifest["models"][0]["identity"].startswith("hf:sha256-")
     assert manifest["models"][0]["identity"] != manifest["models"][1]["identity"]
+    # Parameter counts (reports place models by size): the tiny models' own count.
+    from transformers import AutoModelForCausalLM
+
+    tiny = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    assert manifest["models"][0]["parameters"] == sum(p.numel() for p in tiny.parameters())
     assert {"torch", "transformers"} <= set(manifest["packages"])
     assert manifest["requests"]["sft"] == {"computed": 12 * 4, "cached": 0}
     assert (tmp_path / "report" / "report.html").is_file()

@@ -90,6 +90,8 @@ class HFBackend:
                 "repository you can reach."
             ) from error
         self.model.eval()
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        """Parameter count, recorded in the manifest (reports place models by size)."""
         # transformers 5 renamed the forward argument `past_key_values` to `cache`.
         parameters = inspect.signature(self.model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"

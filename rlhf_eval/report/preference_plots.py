@@ -38,7 +38,9 @@ def win_rate_figure(
     if not entries or not models:
         return None
     sizes = parameter_counts(manifest)
-    by_size = all(m in sizes for m in models)
+    # By size only when every model has its own: two prompt formats of one checkpoint would
+    # share a point.
+    by_size = all(m in sizes for m in models) and len({sizes[m] for m in models}) == len(models)
     if by_size:
         models.sort(key=sizes.__getitem__)
     fig = Figure(figsize=(max(4.5, 1.1 * len(models) + 2.5), 3.6), layout="constrained")
