@@ -42,18 +42,18 @@ def test_prompt_is_description_exemplars_question():
     task = fixture_task()
     doc = task.documents()[0]
     assert task.prompt(doc) == (
-        "Evaluate the result of a random Boolean expression.\n\n"
+        "Say whether each Boolean expression is True or False.\n\n"
         "Q: not ( False ) is\nA: Let's think step by step.\n"
         "not ( False ) = True. So the answer is True.\n\n"
         # reasoning written on the cue's line moves to the next, as in lm-eval
         "Q: True and False is\nA: Let's think step by step.\n"
         "True and False = False. So the answer is False.\n\n"
-        "Q: not ( True ) and ( True ) is\nA: Let's think step by step.\n"
+        "Q: not ( False ) and ( False ) is\nA: Let's think step by step.\n"
     )
     (request,) = task.requests(doc)
     assert request.stop == ("\n\n",) and request.temperature == 0.0
     assert request.max_new_tokens == 512
-    assert request.item == ItemRef("bbh", doc.id, "", "not ( True ) and ( True ) is")
+    assert request.item == ItemRef("bbh", doc.id, "", "not ( False ) and ( False ) is")
 
 
 def test_documents_keep_subtask_order_cap_and_limit():
