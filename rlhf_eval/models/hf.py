@@ -178,27 +178,17 @@ class HFBackend:
         A prefix never reaches a row's first scored position, so its logits are not needed and
         its key/value cache serves every row of the group.
         """
-        ordered = sorted(rows, key=lambda r: r.tokens)
         if not self.share_prefix:
-            yield (), ordered
+            yield (), sorted(rows, key=lambda r: r.tokens)
             return
-        runs: list[tuple[list[ScoringRow], int]] = []
-        for row in ordered:
-            if runs:
-                group, common = runs[-1]
-                shared = _common_prefix_length(group[-1].tokens, row.tokens, common)
-                shared = min(shared, row.first_scored - 1)
-                if shared >= MIN_SHARED_PREFIX:
-                    group.append(row)
-                    runs[-1] = (group, shared)
-                    continue
-            runs.append(([row], row.first_scored - 1))
-        loose = [group[0] for group, _ in runs if len(group) == 1]
-        for group, common in runs:
-            if len(group) > 1:
-                yield tuple(group[0].tokens[:common]), group
+        # A prefix stops short of each row's first scored position.
+        runs, loose = _shared_prefix_runs(
+            [r.tokens for r in rows], [r.first_scored - 1 for r in rows]
+        )
+        for members, common in runs:
+            yield tuple(rows[members[0]].tokens[:common]), [rows[i] for i in members]
         if loose:
-            yield (), loose
+            yield (), [rows[i] for i in loose]
 
     def _prefix_cache(self, prefix: tuple[int, ...]):
         if not prefix:
@@ -282,22 +272,15 @@ class HFBackend:
         for i, request in enumerate(requests):
             by_settings.setdefault(_settings(request), []).append(i)
         for order in by_settings.values():
-            ordered = sorted(order, key=lambda i: ids[i])
-            groups: list[list[int]] = []
-            lone: list[int] = []
-            for i in ordered:
-                if groups and _common_prefix_length(ids[groups[-1][0]], ids[i], len(ids[i])) >= (
-                    MIN_SHARED_PREFIX
-                ):
-                    groups[-1].append(i)
-                else:
-                    groups.append([i])
-            if not self.share_prefix:
-                groups, lone = [], ordered
+            if self.share_prefix:
+                runs, loose = _shared_prefix_runs(
+                    [ids[i] for i in order], [len(ids[i]) for i in order]
+                )
+                groups = [[order[j] for j in members] for members, _ in runs]
+                groups.append([order[j] for j in loose])
             else:
-                lone = [g[0] for g in groups if len(g) == 1]
-                groups = [g for g in groups if len(g) > 1]
-            for group in [*groups, lone]:
+                groups = [order]
+            for group in groups:
                 group = sorted(group, key=lambda i: -len(ids[i]))
                 for start in range(0, len(group), self.batch_size):
                     yield group[start : start + self.batch_size]
@@ -502,15 +485,26 @@ def _settings(request: GenerationRequest) -> tuple:
     return (request.max_new_tokens, request.temperature, request.n, request.seed, request.stop)
 
 
-def _chunks(order: list[int], size: int, key) -> Iterator[list[int]]:
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) == size or key(i) != key(batch[0])):
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
+def _shared_prefix_runs(
+    sequences: Sequence[Sequence[int]], limits: Sequence[int]
+) -> tuple[list[tuple[list[int], int]], list[int]]:
+    """Indices of `sequences` in lexicographic order, split into runs whose members share at
+    least MIN_SHARED_PREFIX leading tokens (no more than each member's limit), each with the
+    length its members share; and the indices that share that much with no neighbour."""
+    runs: list[tuple[list[int], int]] = []
+    for i in sorted(range(len(sequences)), key=lambda i: sequences[i]):
+        if runs:
+            members, common = runs[-1]
+            shared = _common_prefix_length(sequences[members[-1]], sequences[i], common)
+            shared = min(shared, limits[i])
+            if shared >= MIN_SHARED_PREFIX:
+                members.append(i)
+                runs[-1] = (members, shared)
+                continue
+        runs.append(([i], limits[i]))
+    shared_runs = [(members, common) for members, common in runs if len(members) > 1]
+    loose = [members[0] for members, _ in runs if len(members) == 1]
+    return shared_runs, loose
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
