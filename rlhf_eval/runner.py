@@ -75,14 +75,18 @@ def run_suite(
     with _progress(show_progress and processes.is_main) as progress:
         # The baseline first: pairwise tasks read its samples while scoring the other models.
         for spec in sorted(suite.models, key=lambda m: m.name != baseline):
-            if processes.is_main:  # cut any torn last line before anyone appends
-                for task_id, docs in documents.items():
-                    _pending(run, spec.name, task_id, docs, repair=True)
+            # Process 0 cuts any torn last line first; the others read after it is done.
+            if processes.is_main:
+                pending = {
+                    task_id: _pending(run, spec.name, task_id, docs, repair=True)
+                    for task_id, docs in documents.items()
+                }
             processes.barrier()
-            pending = {
-                task_id: _pending(run, spec.name, task_id, docs)
-                for task_id, docs in documents.items()
-            }
+            if not processes.is_main:
+                pending = {
+                    task_id: _pending(run, spec.name, task_id, docs)
+                    for task_id, docs in documents.items()
+                }
             if spec.name in identities and not any(pending.values()):
                 continue  # finished in an earlier attempt: no need to load the weights
             started = time.perf_counter()
@@ -128,13 +132,13 @@ def run_suite(
             backend.close()
             elapsed = max(processes.gather(time.perf_counter() - started))
             wall[spec.name] = wall.get(spec.name, 0.0) + elapsed
-            total = counts.setdefault(spec.name, {"computed": 0, "cached": 0})
             for share in processes.gather(count):
-                for key, value in share.items():
-                    total[key] = total.get(key, 0) + value
+                _add_counts(counts, {spec.name: share})
             judge_counts = processes.gather(dict(judges.counts))
             if processes.is_main:
-                judges.counts = _summed(judge_counts)
+                judges.counts = {}
+                for share in judge_counts:
+                    _add_counts(judges.counts, share)
                 run.write_manifest(
                     {
                         **run.manifest(),
@@ -175,14 +179,12 @@ def _on_main(processes: Processes, main, others):
     return result if processes.is_main else others()
 
 
-def _summed(shares: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    total: dict[str, dict[str, int]] = {}
-    for share in shares:
-        for name, count in share.items():
-            into = total.setdefault(name, {})
-            for key, value in count.items():
-                into[key] = into.get(key, 0) + value
-    return total
+def _add_counts(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
+    """Add request counts ({name: {"computed": n, "cached": m}}) into `into`."""
+    for name, count in more.items():
+        total = into.setdefault(name, {})
+        for key, value in count.items():
+            total[key] = total.get(key, 0) + value
 
 
 def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
@@ -266,10 +268,8 @@ def _judge_record(manifest: dict, judges: Judges) -> dict:
     """The manifest's `judges` (identities) and `judge_requests`, merged with earlier attempts."""
     known = {j["name"]: j for j in manifest.get("judges", [])}
     known.update({j["name"]: j for j in judges.identities()})
-    counts = dict(manifest.get("judge_requests", {}))
-    for name, count in judges.counts.items():
-        before = counts.get(name, {"computed": 0, "cached": 0})
-        counts[name] = {k: before.get(k, 0) + v for k, v in count.items()}
+    counts = {name: dict(count) for name, count in manifest.get("judge_requests", {}).items()}
+    _add_counts(counts, judges.counts)
     judges.counts.clear()
     return {"judges": list(known.values()), "judge_requests": counts} if known else {}
 
