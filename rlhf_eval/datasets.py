@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from rlhf_eval.errors import DataError, DataUnavailable
 
@@ -63,9 +67,42 @@ def _json_line(line: str, path: Path, n: int) -> dict:
         raise DataError(f"{path}:{n}: not valid JSON ({error.msg}).") from error
 
 
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached (None when it can, or when HF_HUB_OFFLINE asks for the local
+    cache): one quick connection per process, instead of the hub clients' retries with backoff
+    (about 45 s per dataset on a machine without network)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return None
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        return (
+            f"the hub ({host}:{port}) is out of reach ({error}); set HF_HUB_OFFLINE=1 to read "
+            "a copy already in the local hub cache"
+        )
+    return None
+
+
+def require_hub(what: str) -> None:
+    """DataUnavailable at once when the hub is out of reach."""
+    reason = hub_unreachable()
+    if reason:
+        raise DataUnavailable(
+            f"cannot load the hub dataset {what}: {reason}. Fix: check the network or "
+            "HF_TOKEN, or point the task's `data` field at a local copy."
+        )
+
+
 def load_hub(path: str, config: str | None, split: str) -> list[dict]:
     """A hub dataset split as records; offline machines get a clear error, not a traceback
     (DataUnavailable: the runner skips a `data: hub` entry that raises it)."""
+    require_hub(f"{path} ({config}, {split})")
     try:
         import datasets
 

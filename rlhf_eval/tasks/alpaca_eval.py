@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlhf_eval.datasets import read_records
+from rlhf_eval.datasets import read_records, require_hub
 from rlhf_eval.errors import DataError, DataUnavailable
 from rlhf_eval.judges.pairwise import (
     VerdictBy,
@@ -207,6 +207,7 @@ class AlpacaEval(Task):
 def load_hub_file(repository: str, filename: str) -> list[dict]:
     """A JSON file of a hub dataset repository as records; out of reach is DataUnavailable (the
     runner then skips a `data: hub` entry with the reason)."""
+    require_hub(f"{repository} ({filename})")
     try:
         from huggingface_hub import hf_hub_download
 
