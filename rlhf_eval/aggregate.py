@@ -206,6 +206,7 @@ def compute_results(
     documents: dict[str, list[Document]],
     wall_seconds: dict[str, float],
     skipped: dict[str, str] | None = None,
+    task_wall: dict[str, dict[str, float]] | None = None,
 ) -> Results:
     """Every metric, subgroup, comparison and contrast of a run, from its sample files.
 
@@ -303,6 +304,7 @@ def compute_results(
         metrics=metrics,
         comparisons=comparisons,
         wall_seconds=wall_seconds,
+        task_wall_seconds=task_wall or {},
         skipped=[
             SkippedTask(
                 task=task_id,

@@ -132,4 +132,7 @@ class Results(_Closed):
     contrasts: list[ContrastResult] = []
     wall_seconds: dict[str, float] = {}
     """Seconds spent per model (loading and scoring)."""
+    task_wall_seconds: dict[str, dict[str, float]] = {}
+    """Seconds spent per model and task (answering and scoring; loading excluded), summed over
+    the attempts of a resumed run."""
     skipped: list[SkippedTask] = []

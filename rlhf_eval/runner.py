@@ -67,6 +67,7 @@ def run_suite(
     manifest = run.manifest()
     identities = {m["name"]: m for m in manifest.get("models", [])}
     wall = dict(manifest.get("wall_seconds", {}))
+    task_wall = {m: dict(t) for m, t in manifest.get("task_wall_seconds", {}).items()}
     counts = dict(manifest.get("requests", {}))
     judges = Judges(loaded, cache)
     for task in tasks.values():
@@ -117,6 +118,7 @@ def run_suite(
                 label = f"{spec.name} · {task_id}"
                 bar = progress.add_task(label, total=len(documents[task_id]))
                 progress.update(bar, completed=len(documents[task_id]) - len(docs))
+                task_started = time.perf_counter()
                 _evaluate(
                     tasks[task_id],
                     mine,
@@ -129,6 +131,9 @@ def run_suite(
                     lambda n, bar=bar: progress.advance(bar, n * processes.world_size),
                     count,
                 )
+                seconds = max(processes.gather(time.perf_counter() - task_started))
+                per_task = task_wall.setdefault(spec.name, {})
+                per_task[task_id] = per_task.get(task_id, 0.0) + seconds
             backend.close()
             elapsed = max(processes.gather(time.perf_counter() - started))
             wall[spec.name] = wall.get(spec.name, 0.0) + elapsed
@@ -143,6 +148,7 @@ def run_suite(
                     {
                         **run.manifest(),
                         "wall_seconds": wall,
+                        "task_wall_seconds": task_wall,
                         "requests": counts,
                         **_judge_record(run.manifest(), judges),
                     }
@@ -154,7 +160,9 @@ def run_suite(
     if processes.is_main:
         models = [identities[m.name] for m in suite.models if m.name in identities]
         run.write_results(
-            compute_results(run, loaded, tasks, models, documents, wall, skipped=skipped)
+            compute_results(
+                run, loaded, tasks, models, documents, wall, skipped=skipped, task_wall=task_wall
+            )
         )
     processes.barrier()
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlhf-train",
         description="InstructGPT-style SFT, K-way reward model and PPO-ptx training. "
-        "Prefix with `accelerate launch --num_processes N -m rlhf_train` for data parallelism.",
+        "Prefix with `accelerate launch --num_processes N -m rlhf_train` for data parallelism "
+        "(on CPU: `accelerate launch --multi_gpu --num_processes N -m rlhf_train`, or torchrun).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -47,6 +49,7 @@ def run(command: str, config_path: Path) -> int:
         "pipeline": schemas.PipelineConfig,
     }[command]
     config = schemas.load_config(config_path, schema)
+    use_gloo_without_cuda()
     if command == "sft":
         from rlhf_train.sft import train_sft as recipe
     elif command == "rm":
@@ -56,5 +59,22 @@ def run(command: str, config_path: Path) -> int:
     else:
         from rlhf_train.pipeline import run_pipeline as recipe
     out = recipe(config)
-    print(f"rlhf-train {command}: wrote {out}")
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:
+        # The process count shows whether a launcher's processes really formed one group.
+        group = f" ({state.num_processes} processes)" if state.num_processes > 1 else ""
+        print(f"rlhf-train {command}: wrote {out}{group}")
     return 0
+
+
+def use_gloo_without_cuda() -> None:
+    """Under a multi-process launcher (torchrun, `accelerate launch --multi_gpu`) on a machine
+    without CUDA, ask accelerate for a CPU (gloo) group: by default it leaves each process on its
+    own, every one training on the whole batch and writing the same output_dir."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "ACCELERATE_USE_CPU" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["ACCELERATE_USE_CPU"] = "true"

@@ -6,6 +6,17 @@ prompt implicit in the shared prefix (TRL reward data), `text` (pretraining). Ou
 `{"prompt", "completions": [...], "ranks": [...]}` with rank 0 best and ties sharing a rank.
 The self-instruct files (`instruction` + `instances`) and Alpaca rows (`instruction`, `input`,
 `output`) are rendered with INSTRUCTION_TEMPLATE.
+
+TRL's conversational rows, whose values are lists of `{"role", "content"}` messages, are read with
+rlhf_eval.instruction_data's message parsing and kept as conversations (tuples of Message):
+- `{"messages": [...]}` (also Tulu): the last assistant turn is the completion, the turns before it
+  the prompt (earlier assistant turns are context, not trained on); turns after it are dropped.
+  As a PPO prompt: the turns up to and including the last user turn.
+- `{"prompt": [...], "completion": [one assistant message]}`; `{"prompt": [...]}` for PPO.
+- `{"prompt": [...], "chosen": [...], "rejected": [...]}`, and without `prompt` the turns both
+  conversations share are the prompt and their final assistant turns the completions.
+They are rendered when tokenised, with the tokenizer's chat template: the prompt with
+add_generation_prompt=True, the completion as what the whole conversation adds to it.
 """
 
 from __future__ import annotations
@@ -19,6 +30,17 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from rlhf_train.chat import (
+    Prompt,
+    messages_row,
+    parse_row,
+    preference_row,
+    prompt_completion_row,
+    prompt_ids,
+    prompt_of_messages,
+    render_pair,
+    user_ending,
+)
 from rlhf_train.errors import TrainDataError
 
 if TYPE_CHECKING:
@@ -32,7 +54,7 @@ Overlong = Literal["error", "skip"]
 
 @dataclass(frozen=True)
 class Demonstration:
-    prompt: str
+    prompt: Prompt
     completion: str
     source: str
     """file:line, for error messages."""
@@ -40,7 +62,7 @@ class Demonstration:
 
 @dataclass(frozen=True)
 class Ranking:
-    prompt: str
+    prompt: Prompt
     completions: tuple[str, ...]
     ranks: tuple[int, ...]
     source: str
@@ -48,7 +70,8 @@ class Ranking:
 
 @dataclass(frozen=True)
 class PromptText:
-    text: str
+    text: Prompt
+    """A PPO prompt (text or a conversation); pretraining documents are always text."""
     source: str
 
 
@@ -101,7 +124,8 @@ def _instruction_prompt(instruction: str, input_text: str) -> str:
 
 
 def load_demonstrations(path: Path, limit: int | None = None) -> list[Demonstration]:
-    """Demonstrations from `prompt`/`completion`, `input`/`output`, Alpaca or self-instruct rows."""
+    """Demonstrations from `prompt`/`completion` (text or messages), `input`/`output`, Alpaca,
+    self-instruct or `messages` rows."""
     out: list[Demonstration] = []
     for source, r in read_jsonl(path):
         if "instruction" in r and "instances" in r:
@@ -115,14 +139,21 @@ def load_demonstrations(path: Path, limit: int | None = None) -> list[Demonstrat
                 )
             )
         elif "prompt" in r and "completion" in r:
-            out.append(Demonstration(r["prompt"], r["completion"], source))
+            if isinstance(r["prompt"], list) or isinstance(r["completion"], list):
+                prompt, completion = parse_row(prompt_completion_row, source, r)
+                out.append(Demonstration(prompt, completion, source))
+            else:
+                out.append(Demonstration(r["prompt"], r["completion"], source))
         elif "input" in r and "output" in r:
             out.append(Demonstration(r["input"], r["output"], source))
+        elif "messages" in r:
+            prompt, completion = parse_row(messages_row, source, r)
+            out.append(Demonstration(prompt, completion, source))
         else:
             raise TrainDataError(
                 f"{source}: a demonstration needs `prompt` and `completion` (TRL), `input` and "
-                f"`output` (OpenRLHF), or `instruction` with `output`/`instances`; found fields "
-                f"{sorted(r)}. Fix: rename the fields."
+                f"`output` (OpenRLHF), `messages` (TRL conversational, Tulu), or `instruction` "
+                f"with `output`/`instances`; found fields {sorted(r)}. Fix: rename the fields."
             )
     return out[:limit] if limit is not None else out
 
@@ -146,7 +177,8 @@ def split_implicit_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 
 def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
-    """K-way rankings; `chosen`/`rejected` pairs (with or without `prompt`) become K = 2."""
+    """K-way rankings; `chosen`/`rejected` pairs (text or messages, with or without `prompt`)
+    become K = 2."""
     out: list[Ranking] = []
     for source, r in read_jsonl(path):
         if "completions" in r and "ranks" in r:
@@ -156,9 +188,14 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
                     f"{source}: `ranks` must hold one integer per completion; got "
                     f"{len(ranks)} ranks for {len(completions)} completions."
                 )
-            ranking = Ranking(r.get("prompt", ""), tuple(completions), tuple(ranks), source)
+            prompt = r.get("prompt", "")
+            if isinstance(prompt, list):
+                prompt = parse_row(lambda row: user_ending(row, "prompt"), source, r)
+            ranking = Ranking(prompt, tuple(completions), tuple(ranks), source)
         elif "chosen" in r and "rejected" in r:
-            if "prompt" in r:
+            if any(isinstance(r.get(k), list) for k in ("prompt", "chosen", "rejected")):
+                prompt, chosen, rejected = parse_row(preference_row, source, r)
+            elif "prompt" in r:
                 prompt, chosen, rejected = r["prompt"], r["chosen"], r["rejected"]
             else:
                 prompt, chosen, rejected = split_implicit_prompt(r["chosen"], r["rejected"])
@@ -178,7 +215,8 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
 
 
 def load_prompts(path: Path, limit: int | None = None) -> list[PromptText]:
-    """Prompts from `prompt` (TRL), `input` (OpenRLHF) or instruction rows (first instance)."""
+    """Prompts from `prompt` (TRL, text or messages), `input` (OpenRLHF), instruction rows (first
+    instance) or `messages` rows (the turns up to and including the last user turn)."""
     out: list[PromptText] = []
     for source, r in read_jsonl(path):
         if "instruction" in r:
@@ -186,12 +224,17 @@ def load_prompts(path: Path, limit: int | None = None) -> list[PromptText]:
             out.append(
                 PromptText(_instruction_prompt(r["instruction"], instances[0]["input"]), source)
             )
+        elif isinstance(r.get("prompt"), list):
+            prompt = parse_row(lambda row: user_ending(row, "prompt"), source, r)
+            out.append(PromptText(prompt, source))
         elif "prompt" in r or "input" in r:
             out.append(PromptText(r.get("prompt", r.get("input")), source))
+        elif "messages" in r:
+            out.append(PromptText(parse_row(prompt_of_messages, source, r), source))
         else:
             raise TrainDataError(
-                f"{source}: a prompt needs a `prompt`, `input` or `instruction` field; found "
-                f"fields {sorted(r)}."
+                f"{source}: a prompt needs a `prompt`, `input`, `messages` or `instruction` "
+                f"field; found fields {sorted(r)}."
             )
     return out[:limit] if limit is not None else out
 
@@ -239,11 +282,27 @@ def _too_long(source: str, length: int, max_length: int, overlong: Overlong, wha
     )
 
 
-def tokenize_pair(tokenizer, prompt: str, completion: str, eos_id: int) -> TokenizedExample:
-    """Prompt and completion tokenised apart, so the boundary is exact, then EOS appended."""
-    prompt_ids = tokenizer(prompt)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    return TokenizedExample(prompt_ids + completion_ids + [eos_id], len(prompt_ids))
+def tokenize_pair(
+    tokenizer, prompt: Prompt, completion: str, eos_id: int, source: str = "", name: str = ""
+) -> TokenizedExample:
+    """Prompt and completion tokenised apart, so the boundary is exact, ending in one EOS.
+
+    Text: EOS is appended. A conversation: the rendered reply usually ends its turn with EOS
+    (ChatML's `<|im_end|>` is SmolLM2's EOS) and a newline; it is cut right after its last EOS,
+    and only a reply without any EOS (a template with another end-of-turn marker) gets one.
+    """
+    if isinstance(prompt, str):
+        head = tokenizer(prompt)["input_ids"]
+        tail = tokenizer(completion, add_special_tokens=False)["input_ids"] + [eos_id]
+        return TokenizedExample(head + tail, len(head))
+    prompt_text, completion_text = render_pair(tokenizer, prompt, completion, source, name)
+    head = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    tail = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
+    if eos_id in tail:
+        tail = tail[: len(tail) - tail[::-1].index(eos_id)]  # through the last EOS
+    else:
+        tail.append(eos_id)
+    return TokenizedExample(head + tail, len(head))
 
 
 def tokenize_demonstrations(
@@ -253,7 +312,7 @@ def tokenize_demonstrations(
     eos = require_eos(tokenizer, name)
     out, skipped = [], 0
     for d in demos:
-        ex = tokenize_pair(tokenizer, d.prompt, d.completion, eos)
+        ex = tokenize_pair(tokenizer, d.prompt, d.completion, eos, d.source, name)
         if _too_long(d.source, len(ex.input_ids), max_length, overlong, "prompt + completion"):
             skipped += 1
             continue
@@ -269,7 +328,9 @@ def tokenize_rankings(
     eos = require_eos(tokenizer, name)
     out, skipped = [], 0
     for r in rankings:
-        examples = [tokenize_pair(tokenizer, r.prompt, c, eos) for c in r.completions]
+        examples = [
+            tokenize_pair(tokenizer, r.prompt, c, eos, r.source, name) for c in r.completions
+        ]
         longest = max(len(e.input_ids) for e in examples)
         if _too_long(r.source, longest, max_length, overlong, "longest prompt + completion"):
             skipped += 1
@@ -279,11 +340,13 @@ def tokenize_rankings(
 
 
 def tokenize_prompts(
-    prompts: list[PromptText], tokenizer, max_prompt_length: int, overlong: Overlong
+    prompts: list[PromptText], tokenizer, max_prompt_length: int, overlong: Overlong, name: str = ""
 ) -> tuple[list[list[int]], int]:
+    """Prompt token ids (conversations rendered up to the assistant's turn) and how many were
+    skipped for length."""
     out, skipped = [], 0
     for p in prompts:
-        ids = tokenizer(p.text)["input_ids"]
+        ids = prompt_ids(tokenizer, p.text, p.source, name)
         if _too_long(
             p.source, len(ids), max_prompt_length, overlong, "prompt (with room for max_new_tokens)"
         ):

@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from transformers import get_constant_schedule
 
 from rlhf_train.checkpoint import (
@@ -55,8 +56,8 @@ from rlhf_train.modeling import (
     token_logprobs,
     token_scores,
 )
-from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate
-from rlhf_train.sft import example_loss, pretrain_stream, reduce_mean
+from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate, rollout_seed
+from rlhf_train.sft import example_loss, pretrain_stream
 from rlhf_train.tracking import RunLog
 
 
@@ -113,15 +114,19 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
     if state["iteration"] == 0 and val_prompts:
         log.log(0, {"val_score": evaluate()})
 
+    if config.rollout_batch_size < accelerator.num_processes:
+        raise TrainConfigError(
+            f"ppo: rollout_batch_size {config.rollout_batch_size} leaves some of the "
+            f"{accelerator.num_processes} processes without prompts. Fix: raise it."
+        )
     for iteration in range(state["iteration"], config.iterations):
-        # 1. Rollouts from this process's share of the prompt batch.
+        # 1. Rollouts from this process's share of the prompt batch; each prompt samples from
+        # its own seeded stream, so the rollouts do not depend on the number of processes.
         global_batch = batch_indices(
             len(train_prompts), config.rollout_batch_size, config.seed, iteration
         )
-        local = [
-            train_prompts[i]
-            for i in shard(global_batch, accelerator.process_index, accelerator.num_processes)
-        ]
+        mine = shard(global_batch, accelerator.process_index, accelerator.num_processes)
+        local = [train_prompts[i] for i in mine]
         batch = make_experience(
             accelerator,
             policy,
@@ -133,18 +138,19 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
             stop_id,
             state["beta"],
             config,
+            seeds=[rollout_seed(config.seed, iteration, i) for i in mine],
         )
-        # 2. PPO epochs over minibatches, each one optimiser step (plus ptx).
+        # 2. PPO epochs over minibatches of the whole batch, each one optimiser step (plus ptx).
+        batch = gather_experience(accelerator, batch, tokenizer.pad_token_id)
         metrics = {}
         for epoch in range(config.ppo_epochs):
             order = torch.randperm(
-                len(local),
+                len(global_batch),
                 generator=torch.Generator().manual_seed(
                     config.seed * 7919 + iteration * 101 + epoch
                 ),
             ).tolist()
-            local_mb = max(config.minibatch_size // accelerator.num_processes, 1)
-            for m, minibatch in enumerate(chunks(order, local_mb)):
+            for m, minibatch in enumerate(chunks(order, config.minibatch_size)):
                 stats = ppo_step(
                     accelerator,
                     policy,
@@ -263,9 +269,20 @@ def load_and_tokenize_prompts(config: PPOConfig, tokenizer, source=None):
 
 @torch.no_grad()
 def make_experience(
-    accelerator, policy, reference, value_model, scorer, tokenizer, prompts, stop_id, beta, config
+    accelerator,
+    policy,
+    reference,
+    value_model,
+    scorer,
+    tokenizer,
+    prompts,
+    stop_id,
+    beta,
+    config,
+    seeds: list[int] | None = None,
 ) -> dict:
-    """Rollouts with their log-probs, reference log-probs, values, rewards and advantages."""
+    """Rollouts with their log-probs, reference log-probs, values, rewards and advantages;
+    `seeds` gives each prompt its own sampling stream (rewards.SeededSampler)."""
     inner = accelerator.unwrap_model(policy)
     rollout = generate(
         inner,
@@ -274,6 +291,7 @@ def make_experience(
         config.max_new_tokens,
         temperature=config.temperature,
         stop_id=stop_id,
+        seeds=seeds,
     )
     start = rollout.prompt_width - 1  # logits at position t predict token t + 1
     logprobs = token_logprobs(inner, rollout.sequences, rollout.attention_mask, config.temperature)[
@@ -296,12 +314,20 @@ def make_experience(
         mean, var = global_moments(accelerator, advantages, mask)
         advantages = whiten(advantages, mask, mean, var)
     kl = (kl_penalty(logprobs, ref_logprobs) * mask).sum(dim=1)
-    metrics = {
-        "score": reduce_mean(accelerator, float(scores.mean())) / accelerator.num_processes,
-        "kl": reduce_mean(accelerator, float(kl.mean())) / accelerator.num_processes,
-        "completion_length": float(mask.sum(dim=1).mean()),
-        "ended_fraction": float(rollout.ended.float().mean()),
-    }
+    # Means over the whole batch, the same on every process (the KL controller reads "kl").
+    sums = torch.stack(
+        [
+            scores.sum(),
+            kl.sum(),
+            mask.sum(),
+            rollout.ended.float().sum(),
+            mask.new_tensor(len(mask)),
+        ]
+    )
+    if accelerator.num_processes > 1:
+        sums = accelerator.reduce(sums, reduction="sum")
+    names = ("score", "kl", "completion_length", "ended_fraction")
+    metrics = dict(zip(names, (sums[:4] / sums[4]).tolist(), strict=True))
     return {
         "rollout": rollout,
         "logprobs": logprobs,
@@ -311,6 +337,48 @@ def make_experience(
         "mask": mask,
         "metrics": metrics,
     }
+
+
+def gather_experience(accelerator, batch: dict, pad_id: int) -> dict:
+    """Every process's rollouts and their tensors on every process, in global batch order.
+
+    Minibatches are then drawn from the whole batch as one process draws them, and each process
+    trains on its share of each; the tensors are small next to the models. Prompts stay left- and
+    completions right-padded, to the widths one process would have used.
+    """
+    if accelerator.num_processes == 1:
+        return batch
+    rollout: Rollout = batch["rollout"]
+    keys = ("logprobs", "values", "advantages", "returns", "mask")
+    local = {
+        "prompt": rollout.sequences[:, : rollout.prompt_width],
+        "prompt_mask": rollout.attention_mask[:, : rollout.prompt_width],
+        "completion": rollout.completions,
+        "ended": rollout.ended,
+        **{k: batch[k] for k in keys},
+    }
+    parts = gather_object([{k: v.cpu() for k, v in local.items()}])
+    prompt_width = max(p["prompt"].shape[1] for p in parts)
+    completion_width = max(p["completion"].shape[1] for p in parts)
+
+    def cat(key: str, value: int, left: bool = False) -> torch.Tensor:
+        width = prompt_width if left else completion_width
+        sides = [
+            (width - p[key].shape[1], 0) if left else (0, width - p[key].shape[1]) for p in parts
+        ]
+        padded = [F.pad(p[key], side, value=value) for p, side in zip(parts, sides, strict=True)]
+        return torch.cat(padded).to(accelerator.device)
+
+    gathered = {k: cat(k, 0) for k in keys}
+    completion_mask = gathered["mask"].long()
+    rollout = Rollout(
+        torch.cat([cat("prompt", pad_id, left=True), cat("completion", pad_id)], dim=1),
+        torch.cat([cat("prompt_mask", 0, left=True), completion_mask], dim=1),
+        prompt_width,
+        completion_mask,
+        torch.cat([p["ended"] for p in parts]).to(accelerator.device),
+    )
+    return {"rollout": rollout, **gathered, "metrics": batch["metrics"]}
 
 
 def global_moments(accelerator, x: torch.Tensor, mask: torch.Tensor):
@@ -326,10 +394,17 @@ def ppo_step(
     accelerator, policy, value_model, tokenizer, batch, minibatch, ptx, opt_step, config
 ) -> dict:
     """Backward passes for one optimiser step: clipped policy and value losses over the
-    minibatch's tokens, plus coef * pretraining NLL; gradients sync on the last backward only."""
+    minibatch's tokens, plus coef * pretraining NLL; gradients sync on the last backward only.
+
+    `minibatch` indexes the whole batch (on every process); this process takes its share.
+    """
     rollout: Rollout = batch["rollout"]
     start = rollout.prompt_width - 1
-    micro_batches = chunks(minibatch, config.micro_batch_size)
+    share = shard(minibatch, accelerator.process_index, accelerator.num_processes)
+    # A process left without rows (a short last minibatch) still joins the gradient sync, with
+    # one row weighted 0.
+    present = 1.0 if share else 0.0
+    micro_batches = chunks(share or minibatch[:1], config.micro_batch_size)
     total_tokens = float(batch["mask"][minibatch].sum())
     work = []
     if ptx is not None and config.pretrain.coef > 0:
@@ -366,7 +441,7 @@ def ppo_step(
                     values, batch["values"][micro], batch["returns"][micro], mask, config.value_clip
                 )
                 # Token-weighted, so the step's loss is the mean over the minibatch's tokens.
-                weight = float(mask.sum()) / max(total_tokens, 1.0)
+                weight = present * float(mask.sum()) / max(total_tokens, 1.0)
                 loss = (pg_loss + config.vf_coef * vf_loss) * weight
                 diff = (logprobs.detach() - batch["logprobs"][micro]).abs() * mask
                 stats = {
@@ -387,6 +462,15 @@ def ppo_step(
             accelerator.backward(loss * world)
         for key, value in stats.items():
             sums[key] = sums.get(key, 0.0) + value
+    if world > 1:
+        # Each process holds its share of every token-weighted mean: sum them; max the max.
+        keys = sorted(k for k in sums if k != "logprob_diff")
+        totals = accelerator.reduce(
+            torch.tensor([sums[k] for k in keys], device=accelerator.device), reduction="sum"
+        )
+        sums.update(zip(keys, totals.tolist(), strict=True))
+        diff = torch.tensor([sums["logprob_diff"]], device=accelerator.device)
+        sums["logprob_diff"] = float(accelerator.gather(diff).max())
     return sums
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from rlhf_train.data import pad
 from rlhf_train.modeling import (
@@ -53,6 +54,38 @@ class Scorer(Protocol):
     def score(self, rollout: Rollout, tokenizer) -> torch.Tensor: ...
 
 
+class SeededSampler(LogitsProcessor):
+    """Ancestral sampling with one random stream per row, as a processor for greedy decoding.
+
+    argmax(logits / T + Gumbel noise) is an exact sample of softmax(logits / T) (the Gumbel-max
+    trick). Each row draws its noise from its own generator, so a prompt's completion depends on
+    its seed only, not on the prompts batched with it or on which process draws it: data-parallel
+    and resumed runs sample what one uninterrupted process samples.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float):
+        self.seeds = seeds
+        self.temperature = temperature
+        self.generators: list[torch.Generator] | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            self.generators = [torch.Generator(scores.device).manual_seed(s) for s in self.seeds]
+        uniform = torch.stack(
+            [
+                torch.rand(scores.shape[1], generator=g, device=scores.device)
+                for g in self.generators
+            ]
+        )
+        # A uniform draw of exactly 0 gives -inf noise: that token is never chosen.
+        return scores.float() / self.temperature - torch.log(-torch.log(uniform))
+
+
+def rollout_seed(seed: int, iteration: int, index: int) -> int:
+    """The sampling seed of prompt `index` (its place in the prompt set) at a PPO iteration."""
+    return ((seed * 1_000_003 + iteration) * 1_000_003 + index) % 2**63
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -62,21 +95,28 @@ def generate(
     greedy: bool = False,
     temperature: float = 1.0,
     stop_id: int | None = None,
+    seeds: list[int] | None = None,
 ) -> Rollout:
     """Sample completions (ancestral sampling at `temperature`, or greedy) and cut each at its
-    first stop token; later tokens are masked out, never scored or trained on."""
+    first stop token; later tokens are masked out, never scored or trained on. With `seeds`
+    (one per prompt), each prompt samples from its own seeded stream (see SeededSampler)."""
     stop_id = tokenizer.eos_token_id if stop_id is None else stop_id
     input_ids, attention_mask = pad(prompts, tokenizer.pad_token_id, side="left")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sampling = {} if greedy else {"temperature": temperature, "top_k": 0, "top_p": 1.0}
+    if greedy:
+        sampling = {"do_sample": False}
+    elif seeds is not None:
+        sampler = SeededSampler(seeds, temperature)
+        sampling = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
+    else:
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
     out = model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         max_new_tokens=max_new_tokens,
         min_new_tokens=1,
-        do_sample=not greedy,
         eos_token_id=stop_id,
         pad_token_id=tokenizer.pad_token_id,
         **sampling,
@@ -96,16 +136,25 @@ def generate(
 
 
 def decode_rollout(rollout: Rollout, tokenizer) -> tuple[list[str], list[str]]:
-    """(prompt texts, completion texts) without padding or the stop token."""
+    """(prompt texts, completion texts) without padding or the stop token.
+
+    A prompt keeps its special tokens: a chat-rendered prompt's turn markup (`<|im_start|>`, an
+    earlier turn's `<|im_end|>`) is part of the text the reward model scores. Only a leading BOS
+    that the tokenizer adds to any text goes, since the reward model's tokenizer adds its own
+    (SmolLM2's BOS, `<|im_start|>`, is never added to text, so there it stays as markup)."""
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
     prompts, completions = [], []
     for i in range(rollout.sequences.shape[0]):
         prompt = rollout.sequences[i, : rollout.prompt_width][
             rollout.attention_mask[i, : rollout.prompt_width] > 0
         ]
+        if adds_bos and prompt[:1].tolist() == [bos]:
+            prompt = prompt[1:]
         completion = rollout.completions[i][rollout.completion_mask[i] > 0]
         if rollout.ended[i]:
             completion = completion[:-1]
-        prompts.append(tokenizer.decode(prompt, skip_special_tokens=True))
+        prompts.append(tokenizer.decode(prompt, skip_special_tokens=False))
         completions.append(tokenizer.decode(completion, skip_special_tokens=True))
     return prompts, completions
 

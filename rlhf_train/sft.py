@@ -12,6 +12,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import get_cosine_schedule_with_warmup
 
+from rlhf_train.chat import prompt_ids
 from rlhf_train.checkpoint import (
     checkpoint_dir,
     find_checkpoint,
@@ -208,9 +209,10 @@ def load_selector(config: SFTConfig, tokenizer):
 
 
 def rm_select_score(accelerator, model, tokenizer, selector, val_demos, config) -> float:
-    """Mean RM score of greedy completions to the validation prompts."""
+    """Mean RM score of greedy completions to the validation prompts (conversations rendered by
+    the chat template, as in training)."""
     inner = accelerator.unwrap_model(model)
-    prompts = [tokenizer(d.prompt)["input_ids"] for d in val_demos]
+    prompts = [prompt_ids(tokenizer, d.prompt, d.source) for d in val_demos]
     scores = []
     for batch in chunks(prompts, config.optim.micro_batch_size):
         rollout = generate(inner, tokenizer, batch, config.select_max_new_tokens, greedy=True)

@@ -64,6 +64,7 @@ def make_results(**overrides) -> Results:
                              delta=est(-0.02, -0.05, 0.01, 98, "paired_bootstrap")),
         ],
         wall_seconds={"sft": 12.5, "ppo": 3725.0},
+        task_wall_seconds={"ppo": {"qa": 3700.25}},
     )  # fmt: skip
     fields.update(overrides)
     return Results(**fields)
@@ -150,7 +151,9 @@ def test_markdown_tables_hold_formatted_numbers_and_cis(run_dir: Path):
     )
     assert "torch 2.4.1, transformers 4.46.3, rlhf-eval 0.1.0" in md
     assert "| sft | baseline | s/sft | bf16 | hf:sft@sha256-aaaa:bf16 |" in lines
-    assert "| ppo | 3725.0 s (1:02:05) |" in lines
+    assert "| sft | all | 12.5 s (0:00:12) |" in lines
+    assert "| ppo | qa | 3700.2 s (1:01:40) |" in lines
+    assert "| ppo | all | 3725.0 s (1:02:05) |" in lines
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,11 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     assert manifest["models"][0]["parameters"] == sum(p.numel() for p in tiny.parameters())
     assert {"torch", "transformers"} <= set(manifest["packages"])
     assert manifest["requests"]["sft"] == {"computed": 12 * 4, "cached": 0}
+    # Wall time per model and task; the task's share is part of the model's total.
+    task_wall = results.task_wall_seconds
+    assert set(task_wall) == {"sft", "ppo"} and set(task_wall["sft"]) == {"truthfulqa_mc"}
+    assert 0 < task_wall["sft"]["truthfulqa_mc"] <= results.wall_seconds["sft"]
+    assert manifest["task_wall_seconds"] == task_wall
     assert (tmp_path / "report" / "report.html").is_file()
     assert "| truthfulqa_mc | truthfulqa_mc1 | sft |" in capsys.readouterr().out
     # A second run of the same suite is a no-op: nothing loads, nothing is recomputed.

@@ -21,7 +21,7 @@ COMPARISON_COLUMNS = (
     "verdict",
 )
 MODEL_COLUMNS = ("model", "role", "source", "dtype", "identity")
-WALL_COLUMNS = ("model", "wall time")
+WALL_COLUMNS = ("model", "task", "wall time")
 HEADER_PACKAGES = ("torch", "transformers", "rlhf-eval")
 
 
@@ -132,10 +132,13 @@ def model_rows(results: Results, manifest: dict[str, Any]) -> list[Row]:
 
 
 def wall_rows(results: Results) -> list[Row]:
-    """Seconds each model took (loading and scoring)."""
-    return [
-        {"model": name, "wall time": format_seconds(s)} for name, s in results.wall_seconds.items()
-    ]
+    """Seconds each model took per task, then in all (loading included)."""
+    rows: list[Row] = []
+    for name, seconds in results.wall_seconds.items():
+        for task, task_seconds in results.task_wall_seconds.get(name, {}).items():
+            rows.append({"model": name, "task": task, "wall time": format_seconds(task_seconds)})
+        rows.append({"model": name, "task": "all", "wall time": format_seconds(seconds)})
+    return rows
 
 
 def package_versions(manifest: dict[str, Any]) -> dict[str, str]:
