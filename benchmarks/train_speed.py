@@ -2,9 +2,10 @@
 
 Same model (a small random Llama with SmolLM2's tokenizer by default, or --model), same data
 (seed-task demonstrations; HH-RLHF harmless pairs), same batch size, fp32, no gradient
-checkpointing, AdamW. Each side runs --warmup steps, then --steps timed steps; "real tokens" are
-non-padding tokens (for the RM: chosen + rejected). Needs `pip install trl`; rlhf_train never
-imports TRL. Run: python benchmarks/train_speed.py [--model smollm2-135m-instruct]
+checkpointing, AdamW (fused on both sides: TRL's default, and rlhf_train's), gradients clipped to
+norm 1. Each side runs --warmup steps, then --steps timed steps; "real tokens" are non-padding
+tokens (for the RM: chosen + rejected). Needs `pip install trl`; rlhf_train never imports TRL.
+Run: python benchmarks/train_speed.py [--model smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def ours_sft(model_dir, rows, args) -> float:
     from rlhf_train.config import SFTConfig
     from rlhf_train.data import Demonstration, batch_indices, tokenize_demonstrations
     from rlhf_train.modeling import load_causal_lm, load_tokenizer
+    from rlhf_train.optim import adamw
     from rlhf_train.sft import sft_step
 
     tokenizer, model = load_tokenizer(model_dir), load_causal_lm(model_dir)
@@ -90,7 +92,7 @@ def ours_sft(model_dir, rows, args) -> float:
         }
     )
     accelerator = Accelerator()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = adamw(model.parameters(), lr=1e-5)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     tokens, start = 0, None
@@ -99,6 +101,7 @@ def ours_sft(model_dir, rows, args) -> float:
             start = time.perf_counter()
         batch = batch_indices(len(train), args.batch_size, 0, step)
         sft_step(accelerator, model, tokenizer, train, batch, config, None, step)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)  # as the recipe and TRL do
         optimizer.step()
         optimizer.zero_grad()
         if step >= args.warmup:
@@ -112,6 +115,7 @@ def ours_rm(model_dir, rows, args) -> float:
     from rlhf_train.config import RMConfig
     from rlhf_train.data import Ranking, batch_indices, tokenize_rankings
     from rlhf_train.modeling import load_scalar_model, load_tokenizer
+    from rlhf_train.optim import adamw
     from rlhf_train.rm import rm_step
 
     tokenizer, model = load_tokenizer(model_dir), load_scalar_model(model_dir)
@@ -126,7 +130,7 @@ def ours_rm(model_dir, rows, args) -> float:
         }
     )
     accelerator = Accelerator()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = adamw(model.parameters(), lr=1e-5)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     tokens, start = 0, None
@@ -135,6 +139,7 @@ def ours_rm(model_dir, rows, args) -> float:
             start = time.perf_counter()
         batch = batch_indices(len(train), args.batch_size, 0, step)
         rm_step(accelerator, model, tokenizer, train, batch, config)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)  # as the recipe and TRL do
         optimizer.step()
         optimizer.zero_grad()
         if step >= args.warmup:

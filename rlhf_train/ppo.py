@@ -56,6 +56,7 @@ from rlhf_train.modeling import (
     token_logprobs,
     token_scores,
 )
+from rlhf_train.optim import adamw
 from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate, rollout_seed
 from rlhf_train.sft import example_loss, pretrain_stream
 from rlhf_train.tracking import RunLog
@@ -88,11 +89,13 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
         train_prompts, val_prompts = split_off(prompts, config.val_fraction, config.seed)
     ptx = pretrain_stream(config.pretrain, tokenizer, config.seed)
 
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         [
             {"params": list(policy.parameters()), "lr": config.policy_lr},
             {"params": list(value_model.parameters()), "lr": config.value_lr},
-        ]
+        ],
+        lr=config.policy_lr,
+        weight_decay=0.01,  # torch's AdamW default, which PPO has always used
     )
     scheduler = get_constant_schedule(optimizer)
     policy, value_model, optimizer = accelerator.prepare(policy, value_model, optimizer)

@@ -47,6 +47,7 @@ from rlhf_train.modeling import (
     reward_bias,
     sequence_scores,
 )
+from rlhf_train.optim import adamw
 from rlhf_train.sft import reduce_mean
 from rlhf_train.tracking import RunLog
 
@@ -76,9 +77,7 @@ def train_rm(config: RMConfig) -> Path:
     total_steps = config.optim.epochs * steps_per_epoch
     if config.optim.max_steps is not None:
         total_steps = min(total_steps, config.optim.max_steps)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-    )
+    optimizer = adamw(model.parameters(), config.optim.lr, config.optim.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = {"step": 0}

@@ -38,6 +38,7 @@ from rlhf_train.data import (
 from rlhf_train.errors import TrainConfigError, TrainDataError
 from rlhf_train.losses import sft_labels, sft_loss
 from rlhf_train.modeling import causal_logits, load_causal_lm, load_tokenizer, resolve_model
+from rlhf_train.optim import adamw
 from rlhf_train.rewards import RewardModelScorer, generate
 from rlhf_train.tracking import RunLog
 
@@ -69,9 +70,7 @@ def train_sft(config: SFTConfig) -> Path:
     total_steps = config.optim.epochs * steps_per_epoch
     if config.optim.max_steps is not None:
         total_steps = min(total_steps, config.optim.max_steps)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-    )
+    optimizer = adamw(model.parameters(), config.optim.lr, config.optim.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
     # The scheduler stays unprepared: accelerate would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
