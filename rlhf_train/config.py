@@ -170,7 +170,11 @@ class PPOConfig(RunConfig):
     ema_decay: float | None = Field(None, gt=0.0, lt=1.0)
     """If set, also keep an exponential moving average of the policy and save it as the output."""
     eval_every: int | None = Field(None, ge=1)
-    """Score held-out prompts (greedy) every N iterations, plus before and after training."""
+    """Score held-out prompts every N iterations, plus before and after training."""
+    val_samples: int = Field(4, ge=0)
+    """Completions sampled per held-out prompt (at `temperature`, from seeded streams, so every
+    evaluation draws with the same random numbers): the held-out reward is the expected reward
+    PPO maximises. 0 scores one greedy completion per prompt instead."""
 
 
 class PipelineConfig(_Closed):

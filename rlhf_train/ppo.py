@@ -42,7 +42,6 @@ from rlhf_train.losses import (
     assemble_rewards,
     gae,
     kl_penalty,
-    masked_mean,
     ppo_policy_loss,
     ppo_value_loss,
     whiten,
@@ -115,7 +114,7 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
     )
     evaluate = lambda: held_out_score(accelerator, policy, tokenizer, scorer, val_prompts, config)  # noqa: E731
     if state["iteration"] == 0 and val_prompts:
-        log.log(0, {"val_score": evaluate()})
+        log.log(0, evaluate())
 
     if config.rollout_batch_size < accelerator.num_processes:
         raise TrainConfigError(
@@ -192,7 +191,7 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
             update_ema(ema, accelerator.unwrap_model(policy), config.ema_decay)
         state["iteration"] = iteration + 1
         if val_prompts and config.eval_every and state["iteration"] % config.eval_every == 0:
-            metrics["val_score"] = evaluate()
+            metrics.update(evaluate())
         log.log(state["iteration"], metrics)
         log.advance()
         if config.save_every and state["iteration"] % config.save_every == 0:
@@ -210,8 +209,8 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
         accelerator.unwrap_model(policy).load_state_dict(ema)
     final = {}
     if val_prompts:
-        final["val_score"] = evaluate()
-        log.log(state["iteration"], {"final_val_score": final["val_score"]})
+        final = evaluate()
+        log.log(state["iteration"], {f"final_{k}": v for k, v in final.items()})
     save_model_dir(accelerator, policy, tokenizer, config.output_dir)
     if accelerator.is_main_process:
         summary = {"iterations": config.iterations, "beta": state["beta"], **final}
@@ -487,11 +486,37 @@ def update_ema(ema: dict[str, torch.Tensor], model, decay: float) -> None:
 
 
 @torch.no_grad()
-def held_out_score(accelerator, policy, tokenizer, scorer, prompts, config) -> float:
-    """Mean reward of greedy completions to held-out prompts (no KL, no penalty)."""
+def held_out_score(accelerator, policy, tokenizer, scorer, prompts, config) -> dict[str, float]:
+    """The reward model's mean score of completions to held-out prompts (no KL, no penalty), and
+    its standard error over prompts.
+
+    `val_samples` completions per prompt are sampled from streams seeded by (seed, draw, prompt),
+    the same at every evaluation, so successive evaluations differ by the policy alone; with
+    val_samples 0, one greedy completion per prompt.
+    """
     inner = accelerator.unwrap_model(policy)
-    scores = []
-    for batch in chunks(prompts, max(config.micro_batch_size, 1)):
-        rollout = generate(inner, tokenizer, batch, config.max_new_tokens, greedy=True)
-        scores += scorer.score(rollout, tokenizer).tolist()
-    return float(masked_mean(torch.tensor(scores), torch.ones(len(scores))))
+    draws = max(config.val_samples, 1)
+    jobs = [(i, d) for i in range(len(prompts)) for d in range(draws)]
+    scores = torch.zeros(len(prompts), draws)
+    for batch in chunks(jobs, max(config.micro_batch_size, 1)):
+        batch_prompts = [prompts[i] for i, _ in batch]
+        if config.val_samples == 0:
+            rollout = generate(inner, tokenizer, batch_prompts, config.max_new_tokens, greedy=True)
+        else:
+            seeds = [rollout_seed(config.seed, -(d + 1), i) for i, d in batch]
+            rollout = generate(
+                inner,
+                tokenizer,
+                batch_prompts,
+                config.max_new_tokens,
+                temperature=config.temperature,
+                seeds=seeds,
+            )
+        for (i, d), score in zip(batch, scorer.score(rollout, tokenizer).tolist(), strict=True):
+            scores[i, d] = score
+    per_prompt = scores.mean(dim=1)
+    spread = float(per_prompt.std()) if len(per_prompt) > 1 else 0.0
+    return {
+        "val_score": float(per_prompt.mean()),
+        "val_score_se": spread / len(per_prompt) ** 0.5,
+    }

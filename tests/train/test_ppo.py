@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from rlhf_train.config import PPOConfig
 from rlhf_train.errors import TrainConfigError
 from rlhf_train.modeling import load_scalar_model, load_tokenizer, sequence_scores, token_scores
-from rlhf_train.ppo import build_value_model, train_ppo
+from rlhf_train.ppo import build_value_model, held_out_score, train_ppo
 from rlhf_train.rewards import RewardModelScorer, generate
 from rlhf_train.tracking import read_metrics
 
@@ -165,6 +165,11 @@ def test_13_ppo_raises_a_rule_based_reward_and_kl_penalty_limits_drift(
     first = sum(m["score"] for m in free_curve[:3]) / 3
     last = sum(m["score"] for m in free_curve[-3:]) / 3
     assert last > first + 0.2, (first, last)
+    # The held-out reward (sampled completions to prompts PPO never trained on) rises too.
+    metrics = read_metrics(free)
+    before = next(m["val_score"] for m in metrics if "val_score" in m)
+    after = metrics[-1]["final_val_score"]
+    assert after > before + 0.1, (before, after)
     kl_free = sum(m["kl"] for m in free_curve[-3:]) / 3
     kl_held = sum(m["kl"] for m in held_curve[-3:]) / 3
     assert kl_held < kl_free, (kl_held, kl_free)
@@ -300,3 +305,33 @@ def test_missing_eos_penalty_lowers_only_unfinished_completions(
     )
     assert captured["scores"].tolist() == [0.5, -1.5]
     assert batch["metrics"]["score"] == 0.5  # logged scores are the RM's, before the penalty
+
+
+def test_held_out_score_samples_seeded_draws_and_reports_their_standard_error(tiny_model_dir):
+    from accelerate import Accelerator
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    prompts = [tokenizer(f"say {w}")["input_ids"] for w in WORDS[:5]]
+    config = ppo_config(tiny_model_dir, "unused.jsonl", "unused", val_samples=3)
+    accelerator = Accelerator(cpu=True)
+    first = held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, config)
+    # The same seeded draws every time: two evaluations of one policy agree exactly.
+    assert held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, config) == first
+    # By hand: 3 draws per prompt from streams seeded by (seed, draw, prompt).
+    from rlhf_train.rewards import rollout_seed
+
+    per_prompt = []
+    for i, prompt in enumerate(prompts):
+        seeds = [rollout_seed(config.seed, -(d + 1), i) for d in range(3)]
+        rollout = generate(policy, tokenizer, [prompt] * 3, config.max_new_tokens, seeds=seeds)
+        per_prompt.append(WordScorer().score(rollout, tokenizer).mean())
+    per_prompt = torch.stack(per_prompt)
+    assert first["val_score"] == pytest.approx(float(per_prompt.mean()), abs=1e-6)
+    assert first["val_score_se"] == pytest.approx(float(per_prompt.std()) / 5**0.5, abs=1e-6)
+    # val_samples 0: one greedy completion per prompt.
+    greedy = ppo_config(tiny_model_dir, "unused.jsonl", "unused", val_samples=0)
+    rollout = generate(policy, tokenizer, prompts, config.max_new_tokens, greedy=True)
+    expected = float(WordScorer().score(rollout, tokenizer).mean())
+    got = held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, greedy)
+    assert got["val_score"] == pytest.approx(expected, abs=1e-6)
