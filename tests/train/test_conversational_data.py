@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-from tiny_models import build_model, build_tokenizer, write_jsonl
+from tiny_models import build_model, build_tokenizer, tiny_scalar_model, write_jsonl
 from tokenizers import AddedToken, processors
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForSequenceClassification
+from transformers import AutoModelForCausalLM
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.instruction_data.records import Message
@@ -296,21 +296,6 @@ def test_a_template_that_is_not_prefix_stable_is_named():
 # --- The reward model reads the policy's rendered prompt ----------------------------------------
 
 
-def tiny_scalar_model(tok):
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
-    )
-    return LlamaForSequenceClassification(config).eval()
-
-
 @pytest.mark.parametrize("bos", [None, "<|im_start|>"])
 def test_rm_with_other_tokenizer_scores_the_policy_rendered_prompt(bos):
     """With bos <|im_start|> (as SmolLM2's), the BOS is markup never added to text: it stays."""
@@ -318,7 +303,7 @@ def test_rm_with_other_tokenizer_scores_the_policy_rendered_prompt(bos):
     if bos is not None:
         policy_tok.add_special_tokens({"bos_token": bos})
     rm_tok = chat_tokenizer(extra_words=("zebra",))
-    scorer = RewardModelScorer(tiny_scalar_model(rm_tok), rm_tok, policy_tok)
+    scorer = RewardModelScorer(tiny_scalar_model(rm_tok, layers=1), rm_tok, policy_tok)
     assert scorer.retokenize
     policy = build_model(policy_tok)
     prompt = prompt_ids(policy_tok, PROMPT_TURNS, "p:1")
@@ -334,7 +319,7 @@ def test_rm_with_other_tokenizer_scores_the_policy_rendered_prompt(bos):
 
 def test_a_template_bos_reaches_the_rm_once():
     policy_tok, rm_tok = bos_tokenizer(), bos_tokenizer(extra_words=("zebra",))
-    scorer = RewardModelScorer(tiny_scalar_model(rm_tok), rm_tok, policy_tok)
+    scorer = RewardModelScorer(tiny_scalar_model(rm_tok, layers=1), rm_tok, policy_tok)
     assert scorer.retokenize
     prompt = prompt_ids(policy_tok, PROMPT_TURNS, "p:1")
     assert prompt[:2] == ids(policy_tok, "<bos>", "<|im_start|>")

@@ -6,11 +6,9 @@ import json
 
 import pytest
 import torch
-from tiny_models import build_tokenizer, synthetic_rankings, write_jsonl
+from tiny_models import build_tokenizer, synthetic_rankings, tiny_scalar_model, write_jsonl
 from transformers import (
     AutoModelForSequenceClassification,
-    LlamaConfig,
-    LlamaForSequenceClassification,
 )
 
 from rlhf_train.config import RMConfig
@@ -19,21 +17,6 @@ from rlhf_train.errors import TrainDataError
 from rlhf_train.modeling import load_scalar_model, load_tokenizer, sequence_scores
 from rlhf_train.rm import train_rm
 from rlhf_train.tracking import read_metrics
-
-
-def tiny_scalar_model(tokenizer, seed=0):
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForSequenceClassification(config).eval()
 
 
 @pytest.mark.parametrize("pad_is_eos", [False, True])

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
 WORDS = [
     "the",
@@ -80,6 +85,22 @@ def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def tiny_scalar_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForSequenceClassification:
+    """A random one-output sequence classifier (a stand-in reward model), in eval mode."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForSequenceClassification(config).eval()
 
 
 def save_model(directory: Path, pad_is_eos: bool = False, seed: int = 0) -> Path:
