@@ -33,6 +33,9 @@ from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.stats import Estimate
 from rlhf_eval.store import RunDir
 
+JUDGED = ("win_rate", "alpaca_eval")
+"""Entries whose win rate a judge gives: each gets a row of the summary with its LC win rate."""
+
 BROWSER_CAP = 300
 """Prompts shown per instructions entry in the preference browser."""
 
@@ -88,7 +91,7 @@ def preference_report(
     """The preference section of a run, or None when it has no instructions, win_rate or
     ratings entry."""
     kinds = {t.id: t.name for t in results.tasks}
-    if not {"instructions", "win_rate", "ratings"} & set(kinds.values()):
+    if not {"instructions", "ratings", *JUDGED} & set(kinds.values()):
         return None
     from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
 
@@ -99,12 +102,13 @@ def preference_report(
     iterations = int((manifest.get("stats") or {}).get("bootstrap_iterations", 2000))
     report = PreferenceReport()
     verdicts: dict[tuple[str, str], list[Verdict]] = {}
-    for task in (t for t in results.tasks if t.name == "win_rate"):
+    for task in (t for t in results.tasks if t.name in JUDGED):
+        against = _judged_against(task.name, task.options, baseline)
         for model in models:
-            if model == baseline:
+            if model == baseline and task.name == "win_rate":
                 continue
             samples = store.read_samples(model, task.id)
-            found = _verdicts(samples, model, baseline or "", task.options.get("judge", ""))
+            found = _verdicts(samples, model, against, task.options.get("judge", ""))
             verdicts[(task.id, model)] = found
             row = estimates.get((task.id, model, "win_rate"))
             summary = JudgeSummary(
@@ -122,6 +126,22 @@ def preference_report(
     report.flag_figure = flag_figure(results)
     report.browser = _browser(store, results, baseline)
     return report
+
+
+def _judged_against(kind: str, options: dict[str, Any], baseline: str | None) -> str:
+    """Whom an entry judges the models against: the baseline model, or AlpacaEval's reference."""
+    if kind == "alpaca_eval":
+        return f"{options.get('reference', 'gpt4_turbo')} reference"
+    return baseline or ""
+
+
+def _lengths(details: dict[str, Any]) -> tuple[float, float] | None:
+    """(model, other) output lengths of a verdict: tokens for win_rate entries, characters for
+    AlpacaEval (its own unit for the LC win rate); None when not recorded."""
+    for mine, theirs in (("tokens", "baseline_tokens"), ("length", "reference_length")):
+        if details.get(mine) is not None and details.get(theirs) is not None:
+            return float(details[mine]), float(details[theirs])
+    return None
 
 
 def _verdicts(samples: list[dict], model: str, baseline: str, judge: str) -> list[Verdict]:
@@ -154,14 +174,9 @@ def _length_statistics(summary: JudgeSummary, samples: list[dict], iterations: i
     if pairs:
         summary.consistency = position_consistency(pairs)
     measured = [
-        (
-            s["metrics"]["win_rate"],
-            d["tokens"],
-            d["baseline_tokens"],
-            s.get("cluster") or s["doc_id"],
-        )
+        (s["metrics"]["win_rate"], *lengths, s.get("cluster") or s["doc_id"])
         for s, d in zip(scored, details, strict=True)
-        if d.get("tokens") is not None and d.get("baseline_tokens") is not None
+        if (lengths := _lengths(d)) is not None
     ]
     if len(measured) < 2:
         return
@@ -325,7 +340,8 @@ def preference_markdown(report: PreferenceReport) -> str:
     """The section as markdown (figures and the browser are in the HTML report)."""
     out = ["", "## Preference against the baseline", ""]
     rows = report.summary_rows()
-    out.append(markdown_table(SUMMARY_COLUMNS, rows) if rows else "_No win_rate entries._")
+    empty = "_No judged entries (win_rate, alpaca_eval)._"
+    out.append(markdown_table(SUMMARY_COLUMNS, rows) if rows else empty)
     out += [
         "",
         "Ties count half. LC: AlpacaEval 2.0's length-controlled win rate (the judge's "

@@ -18,8 +18,10 @@ compare models within one run, not with AlpacaEval's leaderboard. Per sample: wi
 orders agreed; broken down by AlpacaEval's source `dataset`. A verdict the judge gives in a
 form that cannot be read fails that sample: counted, never a loss.
 
-Length, which such judges reward: each sample's details hold both answers' lengths in characters
-(AlpacaEval's unit for its length-controlled win rate, rlhf_eval.length_control).
+Length, which such judges reward: each answer's tokens and distinct words are metrics (with
+intervals, so they enter the tax table), and each sample's details hold both answers' lengths in
+characters, AlpacaEval's unit for the length-controlled win rate the preference section of the
+report shows beside the raw one (rlhf_eval.length_control).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ REFERENCE_FILES = {
     "text_davinci_003": "alpaca_eval.json",
 }
 """The reference answers of AlpacaEval 2.0 and 1.0, files of the hub dataset repository."""
-METRICS = ("win_rate", "win", "loss", "tie", "consistent")
+METRICS = ("win_rate", "win", "loss", "tie", "consistent", "output_tokens", "distinct_words")
 
 
 class AlpacaEvalOptions(TaskOptions):
@@ -76,6 +78,7 @@ class AlpacaEval(Task):
     )
     Options = AlpacaEvalOptions
     options: AlpacaEvalOptions
+    version = 2  # 2: output_tokens and distinct_words per sample
     metrics = (
         MetricSpec(
             "win_rate",
@@ -86,6 +89,17 @@ class AlpacaEval(Task):
         MetricSpec("loss", "proportion", False, "judged worse than the reference"),
         MetricSpec("tie", "proportion", description="the two orders' verdicts disagree"),
         MetricSpec("consistent", "proportion", description="the same verdict in both orders"),
+        MetricSpec(
+            "output_tokens",
+            "mean",
+            higher_is_better=False,
+            description="tokens per answer (the model's tokenizer): length bias shows here",
+        ),
+        MetricSpec(
+            "distinct_words",
+            "mean",
+            description="distinct whitespace-separated words per answer (verbosity)",
+        ),
     )
     breakdowns = ("dataset",)
 
@@ -200,6 +214,8 @@ class AlpacaEval(Task):
             "loss": float(score == 0.0),
             "tie": float(score == 0.5),
             "consistent": float(model_first == model_second),
+            "output_tokens": None if details["n_tokens"] is None else float(details["n_tokens"]),
+            "distinct_words": float(len(set(answer.split()))),
         }
         return sample
 

@@ -76,7 +76,8 @@ def test_both_orders_against_the_reference_by_hand():
     samples = task.score_batch(docs[:2], [answer(long), answer("Bat")])
     # Longer than the reference in both orders: a win; shorter ("Bat" vs "Hat.") a loss.
     assert samples[0].metrics == {"win_rate": 1.0, "win": 1.0, "loss": 0.0, "tie": 0.0,
-                                  "consistent": 1.0}  # fmt: skip
+                                  "consistent": 1.0, "output_tokens": 15.0,
+                                  "distinct_words": 13.0}  # fmt: skip
     assert samples[1].metrics["win_rate"] == 0.0 and samples[1].metrics["loss"] == 1.0
     assert samples[0].details["model_first"]["verdict"] == "A"
     assert samples[0].details["model_second"]["verdict"] == "B"
@@ -93,7 +94,8 @@ def test_a_position_biased_judge_gives_ties():
     task.judges = FakeJudges("first")
     sample = task.score_batch(task.documents()[:1], [answer("Lemon.")])[0]
     assert sample.metrics == {"win_rate": 0.5, "win": 0.0, "loss": 0.0, "tie": 1.0,
-                              "consistent": 0.0}  # fmt: skip
+                              "consistent": 0.0, "output_tokens": 1.0,
+                              "distinct_words": 1.0}  # fmt: skip
 
 
 def test_an_unreadable_verdict_is_a_failure_not_a_loss():
@@ -138,6 +140,9 @@ tasks:
 """
 
 
+LENGTH_METRICS = ("output_tokens", "distinct_words")
+
+
 def test_end_to_end_with_a_tiny_judge(tmp_path, tiny_model_dir):
     suite = write_suite(tmp_path, SUITE.replace("{model}", str(tiny_model_dir)))
     run = run_suite(load_suite(suite), show_progress=False)
@@ -151,6 +156,19 @@ def test_end_to_end_with_a_tiny_judge(tmp_path, tiny_model_dir):
     samples = run.read_samples("tiny", "alpaca_eval")
     assert all(s["metrics"]["win_rate"] in (0.0, 0.5, 1.0) for s in samples)
     assert run.manifest()["judge_requests"]["judge"]["computed"] == 3 * 2 * 2
+    # Length bias beside the win rate: tokens and distinct words per answer, with intervals...
+    lengths = {m.metric: m.estimate for m in results.metrics if m.metric in LENGTH_METRICS}
+    assert set(lengths) == set(LENGTH_METRICS) and all(e.n == 3 for e in lengths.values())
+    tokens = [s["details"]["n_tokens"] for s in samples]
+    assert lengths["output_tokens"].point == pytest.approx(sum(tokens) / 3)
+    # ...and the LC win rate in the report's preference section, against the reference.
+    from rlhf_eval.report.preference import preference_markdown, preference_report
+
+    report = preference_report(run.path, results, run.manifest())
+    (row,) = report.summary_rows()
+    assert (row["judge entry"], row["model"]) == ("alpaca_eval", "tiny")
+    assert row["LC win rate"] != "n/a" and row["win rate"] == f"{win.estimate.point:.4f}"
+    assert "| alpaca_eval | judge | tiny |" in preference_markdown(report)
 
 
 def test_the_report_note_says_whose_judge_it_is():
