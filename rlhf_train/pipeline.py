@@ -24,14 +24,13 @@ def run_pipeline(config: PipelineConfig) -> Path:
     )
     ppo_dir = train_ppo(ppo)
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    before = next((m for m in read_metrics(ppo_dir) if m["step"] == 0 and "val_score" in m), {})
     summary = {
         "sft": json.loads((sft_dir / "sft_summary.json").read_text()),
         "rm": json.loads((rm_dir / "rm_summary.json").read_text()),
         "ppo": json.loads((ppo_dir / "ppo_summary.json").read_text()),
-        "ppo_val_score_before": next(
-            (m["val_score"] for m in read_metrics(ppo_dir) if m["step"] == 0 and "val_score" in m),
-            None,
-        ),
+        "ppo_val_score_before": before.get("val_score"),
+        "ppo_val_score_se_before": before.get("val_score_se"),
     }
     (config.output_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2))
     plot_curves(rm_dir, ppo_dir, config.output_dir / "pipeline_curves.png")
@@ -56,9 +55,15 @@ def plot_curves(rm_dir: Path, ppo_dir: Path, path: Path) -> None:
     ]
     for ax, metrics, keys, title, xlabel in series:
         for key in keys:
-            points = [(m["step"], m[key]) for m in metrics if key in m]
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=key)
+            points = [(m["step"], m[key], m.get(f"{key}_se")) for m in metrics if key in m]
+            if not points:
+                continue
+            steps, values, errors = zip(*points, strict=True)
+            if all(e is not None for e in errors):  # held-out reward: ±1.96 standard errors
+                ax.errorbar(steps, values, [1.96 * e for e in errors], marker="o", ms=3,
+                            capsize=3, label=f"{key} (95% CI)")  # fmt: skip
+            else:
+                ax.plot(steps, values, marker="o", ms=3, label=key)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.legend()
