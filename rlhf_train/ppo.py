@@ -37,6 +37,7 @@ from rlhf_train.data import (
     tokenize_prompts,
 )
 from rlhf_train.errors import TrainConfigError, TrainDataError
+from rlhf_train.held_out import held_out_change, held_out_scores, record_held_out, summarize
 from rlhf_train.losses import (
     adaptive_kl_beta,
     assemble_rewards,
@@ -112,9 +113,15 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
     log = RunLog(
         accelerator, config.output_dir, config.iterations, state["iteration"], config, "ppo"
     )
-    evaluate = lambda: held_out_score(accelerator, policy, tokenizer, scorer, val_prompts, config)  # noqa: E731
+
+    def evaluate(step: int) -> dict[str, float]:
+        scores = held_out_scores(accelerator, policy, tokenizer, scorer, val_prompts, config)
+        if accelerator.is_main_process:
+            record_held_out(config.output_dir, step, scores)
+        return summarize(scores)
+
     if state["iteration"] == 0 and val_prompts:
-        log.log(0, evaluate())
+        log.log(0, evaluate(0))
 
     if config.rollout_batch_size < accelerator.num_processes:
         raise TrainConfigError(
@@ -191,7 +198,7 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
             update_ema(ema, accelerator.unwrap_model(policy), config.ema_decay)
         state["iteration"] = iteration + 1
         if val_prompts and config.eval_every and state["iteration"] % config.eval_every == 0:
-            metrics.update(evaluate())
+            metrics.update(evaluate(state["iteration"]))
         log.log(state["iteration"], metrics)
         log.advance()
         if config.save_every and state["iteration"] % config.save_every == 0:
@@ -209,8 +216,11 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
         accelerator.unwrap_model(policy).load_state_dict(ema)
     final = {}
     if val_prompts:
-        final = evaluate()
+        final = evaluate(state["iteration"])
         log.log(state["iteration"], {f"final_{k}": v for k, v in final.items()})
+        change = held_out_change(config.output_dir)
+        if change is not None:
+            final["val_score_change"] = change
     save_model_dir(accelerator, policy, tokenizer, config.output_dir)
     if accelerator.is_main_process:
         summary = {"iterations": config.iterations, "beta": state["beta"], **final}
@@ -483,40 +493,3 @@ def update_ema(ema: dict[str, torch.Tensor], model, decay: float) -> None:
             ema[name].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
         else:
             ema[name].copy_(value)
-
-
-@torch.no_grad()
-def held_out_score(accelerator, policy, tokenizer, scorer, prompts, config) -> dict[str, float]:
-    """The reward model's mean score of completions to held-out prompts (no KL, no penalty), and
-    its standard error over prompts.
-
-    `val_samples` completions per prompt are sampled from streams seeded by (seed, draw, prompt),
-    the same at every evaluation, so successive evaluations differ by the policy alone; with
-    val_samples 0, one greedy completion per prompt.
-    """
-    inner = accelerator.unwrap_model(policy)
-    draws = max(config.val_samples, 1)
-    jobs = [(i, d) for i in range(len(prompts)) for d in range(draws)]
-    scores = torch.zeros(len(prompts), draws)
-    for batch in chunks(jobs, max(config.micro_batch_size, 1)):
-        batch_prompts = [prompts[i] for i, _ in batch]
-        if config.val_samples == 0:
-            rollout = generate(inner, tokenizer, batch_prompts, config.max_new_tokens, greedy=True)
-        else:
-            seeds = [rollout_seed(config.seed, -(d + 1), i) for i, d in batch]
-            rollout = generate(
-                inner,
-                tokenizer,
-                batch_prompts,
-                config.max_new_tokens,
-                temperature=config.temperature,
-                seeds=seeds,
-            )
-        for (i, d), score in zip(batch, scorer.score(rollout, tokenizer).tolist(), strict=True):
-            scores[i, d] = score
-    per_prompt = scores.mean(dim=1)
-    spread = float(per_prompt.std()) if len(per_prompt) > 1 else 0.0
-    return {
-        "val_score": float(per_prompt.mean()),
-        "val_score_se": spread / len(per_prompt) ** 0.5,
-    }

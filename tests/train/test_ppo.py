@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from tiny_models import WORDS, build_tokenizer, save_model, write_jsonl
@@ -9,8 +11,9 @@ from transformers import AutoModelForCausalLM
 
 from rlhf_train.config import PPOConfig
 from rlhf_train.errors import TrainConfigError
+from rlhf_train.held_out import held_out_scores, summarize
 from rlhf_train.modeling import load_scalar_model, load_tokenizer, sequence_scores, token_scores
-from rlhf_train.ppo import build_value_model, held_out_score, train_ppo
+from rlhf_train.ppo import build_value_model, train_ppo
 from rlhf_train.rewards import RewardModelScorer, generate
 from rlhf_train.tracking import read_metrics
 
@@ -170,6 +173,17 @@ def test_13_ppo_raises_a_rule_based_reward_and_kl_penalty_limits_drift(
     before = next(m["val_score"] for m in metrics if "val_score" in m)
     after = metrics[-1]["final_val_score"]
     assert after > before + 0.1, (before, after)
+    # Its change is a paired difference over the same prompts and draws, with an interval.
+    records = [
+        json.loads(line) for line in (free / "held_out_scores.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == [0, 12]
+    change = json.loads((free / "ppo_summary.json").read_text())["val_score_change"]
+    assert change["point"] == pytest.approx(after - before, abs=1e-9)
+    assert 0 < change["lo"] <= change["point"] <= change["hi"] and change["n"] == len(
+        records[0]["scores"]
+    )
+    assert change["method"].startswith("percentile bootstrap")
     kl_free = sum(m["kl"] for m in free_curve[-3:]) / 3
     kl_held = sum(m["kl"] for m in held_curve[-3:]) / 3
     assert kl_held < kl_free, (kl_held, kl_free)
@@ -315,9 +329,14 @@ def test_held_out_score_samples_seeded_draws_and_reports_their_standard_error(ti
     prompts = [tokenizer(f"say {w}")["input_ids"] for w in WORDS[:5]]
     config = ppo_config(tiny_model_dir, "unused.jsonl", "unused", val_samples=3)
     accelerator = Accelerator(cpu=True)
-    first = held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, config)
+
+    def evaluate(config):
+        scores = held_out_scores(accelerator, policy, tokenizer, WordScorer(), prompts, config)
+        return summarize(scores)
+
+    first = evaluate(config)
     # The same seeded draws every time: two evaluations of one policy agree exactly.
-    assert held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, config) == first
+    assert evaluate(config) == first
     # By hand: 3 draws per prompt from streams seeded by (seed, draw, prompt).
     from rlhf_train.rewards import rollout_seed
 
@@ -333,5 +352,5 @@ def test_held_out_score_samples_seeded_draws_and_reports_their_standard_error(ti
     greedy = ppo_config(tiny_model_dir, "unused.jsonl", "unused", val_samples=0)
     rollout = generate(policy, tokenizer, prompts, config.max_new_tokens, greedy=True)
     expected = float(WordScorer().score(rollout, tokenizer).mean())
-    got = held_out_score(accelerator, policy, tokenizer, WordScorer(), prompts, greedy)
+    got = evaluate(greedy)
     assert got["val_score"] == pytest.approx(expected, abs=1e-6)
