@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from rlhf_eval.models.registry import ALIASES
 from rlhf_train.errors import TrainConfigError
+from rlhf_train.modeling import TINY_RANDOM
 
 
 def _base_dir(info: ValidationInfo) -> Path:
@@ -27,7 +28,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 def _resolve_model(value: str, info: ValidationInfo) -> str:
     """An alias or hub id stays as given; an existing or path-like local name becomes absolute."""
-    if value in ALIASES:
+    if value in ALIASES or value == TINY_RANDOM:
         return value
     local = Path(value).expanduser()
     candidate = local if local.is_absolute() else _base_dir(info) / local

@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.registry import resolve_pretrained
+from rlhf_eval.models.registry import cache_home, resolve_pretrained
 from rlhf_train.losses import last_index
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -28,9 +28,45 @@ REWARD_BIAS_KEY = "reward_bias"
 """Config attribute holding the offset that makes demonstrations score 0 on average (sec. 3.5)."""
 
 
+TINY_RANDOM = "tiny-random-smollm2"
+"""A randomly initialised 4-layer Llama (hidden size 128) with SmolLM2's tokenizer, built once
+into the cache: the whole recipe in minutes on a CPU (configs/demo_tiny.yaml)."""
+
+
+def tiny_random_model() -> Path:
+    """The TINY_RANDOM model directory, built on first use (seed 0, so the same everywhere)."""
+    directory = cache_home() / "models" / f"{TINY_RANDOM}-v1"
+    if (directory / "config.json").is_file():
+        return directory
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained("smollm2-135m-instruct"))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    staging = directory.with_name(directory.name + ".partial")
+    LlamaForCausalLM(config).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.replace(directory)  # a killed build leaves no half-written model behind
+    return directory
+
+
 def resolve_model(name: str, base_dir: Path | None = None) -> str:
     """A local directory (relative to the config file), an alias, or a hub id, as from_pretrained
     takes it."""
+    if name == TINY_RANDOM:
+        return str(tiny_random_model())
     if base_dir is not None and not Path(name).is_absolute() and (base_dir / name).exists():
         return str((base_dir / name).resolve())
     return resolve_pretrained(name)

@@ -112,3 +112,25 @@ def test_shipped_configs_validate():
     # Relative paths resolve against configs/, so ../../shared/data is the shared data folder.
     assert demo.sft.data.path.parts[-3:] == ("data", "instructions", "seed_tasks.jsonl")
     assert demo.rm.data.path.parent.name == "hh_rlhf"
+
+
+def test_tiny_random_model_is_built_once_and_loads(tmp_path, monkeypatch, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from rlhf_train import modeling
+    from rlhf_train.config import SFTConfig
+
+    monkeypatch.setenv("RLHF_EVAL_HOME", str(tmp_path / "home"))
+    # SmolLM2's tokenizer stands in as the tests' tiny tokenizer (no GGUF conversion here).
+    monkeypatch.setattr(modeling, "resolve_pretrained", lambda name: str(tiny_model_dir))
+    config = SFTConfig.model_validate(
+        {"model": "tiny-random-smollm2", "data": {"path": "d.jsonl"}, "output_dir": "out"}
+    )
+    assert config.model == "tiny-random-smollm2"  # not taken for a path or a hub id
+    source = modeling.resolve_model(config.model)
+    model = AutoModelForCausalLM.from_pretrained(source)
+    assert (model.config.hidden_size, model.config.num_hidden_layers) == (128, 4)
+    built = (tmp_path / "home" / "models" / "tiny-random-smollm2-v1" / "config.json").stat()
+    assert modeling.resolve_model(config.model) == source
+    again = (tmp_path / "home" / "models" / "tiny-random-smollm2-v1" / "config.json").stat()
+    assert again.st_mtime_ns == built.st_mtime_ns  # the second call reuses the first build
