@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-cache", action="store_true", help="ignore the response cache")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--models",
+        help="comma-separated model names: evaluate and report only these (the rest of the suite "
+        "waits in the cache for a later run without --models)",
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="re-render a run's markdown and HTML report")
@@ -141,6 +146,7 @@ def _run(args) -> int:
             use_cache=not args.no_cache,
             show_progress=not args.no_progress,
             processes=processes,
+            models=args.models.split(",") if args.models else None,
         )
     finally:
         stop_processes(processes)

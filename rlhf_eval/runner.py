@@ -15,7 +15,7 @@ from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
-from rlhf_eval.errors import DataError, DataUnavailable, RlhfEvalError
+from rlhf_eval.errors import DataError, DataUnavailable, RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
@@ -36,14 +36,19 @@ def run_suite(
     use_cache: bool = True,
     show_progress: bool = True,
     processes: Processes | None = None,
+    models: list[str] | None = None,
 ) -> RunDir:
     """Evaluate, aggregate and render; a second call with the same suite resumes the first.
+
+    `models` limits the run and its results to those suite models (a later run without it
+    evaluates the rest, resuming from the same run folder and cache).
 
     Under `torchrun`/`accelerate launch` each process takes its share of every task's pending
     documents (rlhf_eval/distributed.py); process 0 writes the manifest and the results.
     """
     processes = processes or start_processes()
     suite = loaded.suite
+    selected = _selected_models(loaded, models)
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
     documents, skipped = read_documents(every_task)
@@ -76,6 +81,8 @@ def run_suite(
     with _progress(show_progress and processes.is_main) as progress:
         # The baseline first: pairwise tasks read its samples while scoring the other models.
         for spec in sorted(suite.models, key=lambda m: m.name != baseline):
+            if spec.name not in selected:
+                continue
             # Process 0 cuts any torn last line first; the others read after it is done.
             if processes.is_main:
                 pending = {
@@ -158,7 +165,9 @@ def run_suite(
     cache.close()
     processes.barrier()  # every share is on disk before process 0 aggregates
     if processes.is_main:
-        models = [identities[m.name] for m in suite.models if m.name in identities]
+        models = [
+            identities[m.name] for m in suite.models if m.name in identities and m.name in selected
+        ]
         run.write_results(
             compute_results(
                 run, loaded, tasks, models, documents, wall, skipped=skipped, task_wall=task_wall
@@ -166,6 +175,20 @@ def run_suite(
         )
     processes.barrier()
     return run
+
+
+def _selected_models(loaded: LoadedSuite, names: list[str] | None) -> set[str]:
+    """The suite's model names a run evaluates: all, or those asked for (each must exist)."""
+    known = [m.name for m in loaded.suite.models]
+    if names is None:
+        return set(known)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise SuiteError(
+            f"{loaded.path}: --models names {', '.join(unknown) or 'nothing'}, not a model of "
+            f"the suite. Fix: choose from {', '.join(known)}."
+        )
+    return set(names)
 
 
 def _on_main(processes: Processes, main, others):

@@ -227,3 +227,25 @@ def test_model_generation_defaults_fill_unset_fields(tmp_path):
     assert answer(requests[:1], backend, cache, count, other)[0].texts[0] == "9/0.0/()"
     assert answer(requests[:1], backend, cache, count, defaults)[0].texts[0] == "7/0.5/('\\n',)"
     assert count == {"computed": 3, "cached": 1}
+
+
+def test_models_option_runs_and_reports_a_subset_then_resumes(
+    tmp_path, tiny_model_dir, other_tiny_model_dir, capsys
+):
+    suite = make_suite(tmp_path, tiny_model_dir, other_tiny_model_dir)
+    assert main(["run", str(suite), "--no-progress", "--models", "sft"]) == 0
+    run = RunDir.open(tmp_path / "runs" / "e2e")
+    results = run.results()
+    assert {m.model for m in results.metrics} == {"sft"} and results.comparisons == []
+    assert [m["name"] for m in run.manifest()["models"]] == ["sft"]
+    # Without --models the same run folder gains the other model; sft comes from the cache.
+    assert main(["run", str(suite), "--no-progress"]) == 0
+    results = run.results()
+    assert {m.model for m in results.metrics} == {"sft", "ppo"}
+    assert [(c.candidate, c.baseline) for c in results.comparisons] == [("ppo", "sft")] * 2
+    assert run.manifest()["requests"]["sft"] == {"computed": 48, "cached": 0}
+    # An unknown name is a clear error naming the suite's models.
+    capsys.readouterr()
+    assert main(["run", str(suite), "--no-progress", "--models", "sft,nope"]) != 0
+    err = capsys.readouterr().err
+    assert "--models names nope" in err and "choose from sft, ppo" in err
