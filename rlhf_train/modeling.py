@@ -30,7 +30,7 @@ REWARD_BIAS_KEY = "reward_bias"
 
 TINY_RANDOM = "tiny-random-smollm2"
 """A randomly initialised 4-layer Llama (hidden size 128) with SmolLM2's tokenizer, built once
-into the cache: the whole recipe in minutes on a CPU (configs/demo_tiny.yaml)."""
+into the cache: the whole recipe in minutes on a CPU (configs/demo.yaml)."""
 
 
 def tiny_random_model() -> Path:

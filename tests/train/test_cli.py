@@ -104,7 +104,13 @@ def test_shipped_configs_validate():
     from rlhf_train.config import PipelineConfig, PPOConfig, RMConfig, SFTConfig, load_config
 
     configs = Path(__file__).resolve().parents[2] / "configs"
-    schemas = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig, "demo": PipelineConfig}
+    schemas = {
+        "sft": SFTConfig,
+        "rm": RMConfig,
+        "ppo": PPOConfig,
+        "demo": PipelineConfig,
+        "demo_smollm2": PipelineConfig,
+    }
     for name, schema in schemas.items():
         config = load_config(configs / f"{name}.yaml", schema)
         assert config is not None
