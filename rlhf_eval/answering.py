@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rlhf_eval.models.base import (
     Generation,
     GenerationRequest,
@@ -35,6 +37,13 @@ def answer(
         else r
         for r in requests
     ]
+    if not getattr(backend, "applies_chat_form", False):
+        # A backend without a chat template reads the plain prompt: the chat form neither
+        # changes its answer nor its cache key.
+        requests = [
+            replace(r, chat=None) if isinstance(r, GenerationRequest) and r.chat else r
+            for r in requests
+        ]
     keys = [ResponseCache.key(backend.identity, r) for r in requests]
     known = cache.get_many(list(dict.fromkeys(keys)))
     missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}

@@ -254,6 +254,8 @@ class ResponseCache:
         kind = type(request).__name__
         fields = dataclasses.asdict(request)
         fields.pop("item", None)  # which item a prompt renders never changes the answer
+        if fields.get("chat", 0) is None:
+            fields.pop("chat")  # keys of requests without a chat form stay as they were
         body = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(f"{identity}\x00{kind}\x00{body}".encode()).hexdigest()
 

@@ -250,3 +250,46 @@ def test_rows_without_a_shared_prefix_are_batched_together(tiny_model_dir):
         [LoglikelihoodRequest("", s) for s in sentences], results, strict=True
     ):
         assert result.logprob == pytest.approx(reference_logprob(backend, request), abs=1e-5)
+
+
+def test_a_chat_form_is_used_behind_a_chat_template_and_ignored_without(
+    tiny_model_dir, backend, tmp_path
+):
+    """lm-eval's instruct form (user turn + assistant prefix + extra stops) reaches only a model
+    behind its chat template; a plain model reads the plain prompt, under the same cache key."""
+    from transformers import AutoTokenizer
+
+    from rlhf_eval.answering import answer
+    from rlhf_eval.models.base import ChatForm
+    from rlhf_eval.store import ResponseCache
+
+    chat_dir = tmp_path / "chat"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = "{% for m in messages %}<user>{{ m['content'] }}{% endfor %}<bot>"
+    tokenizer.save_pretrained(chat_dir)
+    for name in ("config.json", "model.safetensors", "generation_config.json"):
+        if (tiny_model_dir / name).exists():
+            (chat_dir / name).write_bytes((tiny_model_dir / name).read_bytes())
+    form = ChatForm("Write it:", "Here it is: def f", ("```",))
+    request = GenerationRequest("def f", max_new_tokens=3, stop=("\n",), chat=form)
+    chat = HFBackend("t", str(chat_dir), chat_template=True)
+    assert chat.applies_chat_form and not backend.applies_chat_form
+    assert chat._in_form(request) == (
+        "<user>Write it:<bot>Here it is: def f",
+        GenerationRequest("def f", max_new_tokens=3, stop=("\n", "```"), chat=form),
+    )
+    assert backend._in_form(request) == ("def f", request)
+    # The plain backend answers the plain prompt, and caches it under the plain request's key.
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    (with_form,) = answer([request], backend, cache, {})
+    plain = GenerationRequest("def f", max_new_tokens=3, stop=("\n",))
+    count: dict[str, int] = {}
+    assert answer([plain], backend, cache, count) == [with_form] and count["cached"] == 1
+    # Behind the chat template the form's text is what the model continues.
+    (formed,) = chat.generate([request])
+    direct = HFBackend("t", str(tiny_model_dir))
+    (expected,) = direct.generate(
+        [GenerationRequest("<user>Write it:<bot>Here it is: def f", 3, ("\n", "```"))]
+    )
+    assert formed.texts == expected.texts
+    cache.close()

@@ -41,6 +41,19 @@ class ItemRef:
 
 
 @dataclass(frozen=True)
+class ChatForm:
+    """How a request reads to a model behind its chat template, where the plain prompt is not
+    the right question (lm-eval's `doc_to_text` + `gen_prefix` for instruct tasks)."""
+
+    user: str
+    """The user turn, in place of the request's prompt."""
+    prefix: str = ""
+    """Text the assistant turn starts with; the generation continues it."""
+    stop: tuple[str, ...] = ()
+    """Stop strings added to the request's own in this form."""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Generate from `prompt`; a field left None takes the model's generation defaults."""
 
@@ -51,6 +64,8 @@ class GenerationRequest:
     n: int = 1
     seed: int = 0
     item: ItemRef | None = None
+    chat: ChatForm | None = None
+    """The request's form for a backend that applies a chat template; others use `prompt`."""
 
     def with_defaults(
         self, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()

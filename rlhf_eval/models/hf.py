@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -244,11 +245,28 @@ class HFBackend:
             )
         return prompt
 
+    @property
+    def applies_chat_form(self) -> bool:
+        """Whether requests reach the model through its chat template (and so in their chat
+        form, where they have one)."""
+        return bool(self.chat_template and self.tokenizer.chat_template)
+
+    def _in_form(self, request: GenerationRequest) -> tuple[str, GenerationRequest]:
+        """(prompt text, request with its stops): a request's chat form when the chat template
+        applies (its user turn, then its assistant prefix), else its plain prompt."""
+        form = request.chat
+        if form is None or not self.applies_chat_form:
+            return self.format_prompt(request.prompt), request
+        stop = tuple(dict.fromkeys((*(request.stop or ()), *form.stop)))
+        return self.format_prompt(form.user) + form.prefix, replace(request, stop=stop)
+
     @torch.inference_mode()
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
-        requests = [r.with_defaults() for r in requests]  # whatever the caller left unset
-        prompts = [self.format_prompt(r.prompt) for r in requests]
+        # Defaults for whatever the caller left unset; then the chat form where it applies.
+        formed = [self._in_form(r.with_defaults()) for r in requests]
+        prompts = [prompt for prompt, _ in formed]
+        requests = [request for _, request in formed]
         ids = [self._generation_ids(p) for p in prompts]
         for batch in self._generation_batches(requests, ids):
             outputs = _halving_on_oom(

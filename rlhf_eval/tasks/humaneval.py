@@ -6,10 +6,12 @@ prompt is the problem's `prompt` (signature and docstring) with no template; the
 appended to it, then the problem's `test` and `check(<entry_point>)`, and the program passes
 when it runs to the end. Generation stops at lm-eval's stop strings, which end the function body.
 
-A base model continues the code. A model loaded with `chat_template: true` gets the prompt as a
-user turn and usually answers in prose or with a whole fenced function; appended to the prompt
-that is not valid code, so its samples fail. Run this task with `chat_template: false`;
-lm-eval's `humaneval_instruct` (a different prompt and post-processing) is not this task.
+A base model continues the code. A model loaded with `chat_template: true` gets lm-eval's
+`humaneval_instruct` form instead (its chat form, models.base.ChatForm): the user turn asks for a
+solution to the problem shown in a fenced block, and the assistant turn starts with "Here is the
+completed function:" and the problem's prompt in a fence, so the model again continues the
+function body. Its text is cut at the first "```" (lm-eval's `build_predictions_instruct`) as well
+as at the stop strings, and the program is prompt + completion as for a base model.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from pydantic import Field, model_validator
 from rlhf_eval.datasets import read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.pass_at_k import pass_at_k
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
+from rlhf_eval.models.base import ChatForm, Generation, GenerationRequest, ItemRef
 from rlhf_eval.sandbox import Limits, Outcome, Sandbox
 from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
 
 # lm-eval 0.4.13's humaneval.yaml `until`: a new top-level statement ends the function.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+# lm-eval 0.4.13's humaneval_instruct.yaml: `doc_to_text` and `gen_prefix`.
+INSTRUCT_USER = (
+    "Write a solution to the following problem and make sure that it passes the tests:\n"
+    "```python\n{prompt}\n```\n"
+)
+INSTRUCT_PREFIX = "Here is the completed function:\n```python\n{prompt}\n"
+INSTRUCT_STOP = ("```",)
 FIELDS = ("task_id", "prompt", "test", "entry_point")
 SAMPLING_TEMPERATURE = 0.8
 """Codex's best temperature for pass@100 (Chen et al. 2021, figure 5; 0.2 was best for pass@1).
@@ -82,10 +91,12 @@ def build_program(problem: dict, completion: str) -> str:
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
-def _pass_metric(k: int) -> MetricSpec:
+def _pass_metric(k: int, n_samples: int = 2) -> MetricSpec:
+    """pass@k; with one sample per problem each problem passes or not, so its mean is a
+    proportion with a Wilson interval (a bootstrap of all-failing problems would give [0, 0])."""
     return MetricSpec(
         f"pass@{k}",
-        "mean",
+        "proportion" if n_samples == 1 else "mean",
         description=f"unbiased pass@{k} per problem (Chen et al. 2021), averaged over problems",
     )
 
@@ -97,6 +108,7 @@ class HumanEval(Task):
     Options = HumanEvalOptions
     metrics = (_pass_metric(1),)
     options: HumanEvalOptions
+    version = 2  # 2: lm-eval's humaneval_instruct form behind a chat template; Wilson for n = 1
 
     def __init__(self, options: HumanEvalOptions, base_dir: Path):
         super().__init__(options, base_dir)
@@ -110,7 +122,7 @@ class HumanEval(Task):
     @classmethod
     def metrics_for(cls, options: HumanEvalOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]
         """pass@k for each of the options' k, pass@1 first (the headline)."""
-        return tuple(_pass_metric(k) for k in sorted({1, *options.k}))
+        return tuple(_pass_metric(k, options.n_samples) for k in sorted({1, *options.k}))
 
     def documents(self) -> list[Document]:
         records, source = read_records(_data_path(self.options.data), self.base_dir)
@@ -136,6 +148,11 @@ class HumanEval(Task):
                 n=self.options.n_samples,
                 seed=self.options.seed,
                 item=ItemRef(self.name, doc.id, text=doc.data["prompt"]),
+                chat=ChatForm(
+                    INSTRUCT_USER.format(prompt=doc.data["prompt"]),
+                    INSTRUCT_PREFIX.format(prompt=doc.data["prompt"]),
+                    INSTRUCT_STOP,
+                ),
             )
         ]
 

@@ -4,6 +4,7 @@ solutions, and a run on the tiny model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -206,3 +207,24 @@ def test_a_suite_gates_pass_at_k_for_the_k_it_reports(tmp_path):
     assert [g.metric for g in loaded.suite.gates] == ["humaneval/pass@5", "pass@1"]
     with pytest.raises(SuiteError, match=r"no metric 'humaneval/pass@5'.*humaneval/pass@1"):
         load_suite(write_suite(tmp_path, body.replace("{k}", "[1]")))
+
+
+def test_chat_form_is_lm_evals_humaneval_instruct():
+    """The user turn and assistant prefix are lm-eval 0.4.13's humaneval_instruct.yaml
+    `doc_to_text` and `gen_prefix`, rendered for a problem; its "```" cut becomes a stop."""
+    lm_eval = pytest.importorskip("lm_eval")
+    import jinja2
+    import yaml
+
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!function", lambda loader, node: None)  # the filter, not needed here
+    path = Path(lm_eval.__file__).parent / "tasks/humaneval/humaneval_instruct.yaml"
+    spec = yaml.load(path.read_text(), Loader=loader)  # noqa: S506 (a SafeLoader subclass)
+    task = HumanEval(HumanEvalOptions(data=str(FIXTURES / "humaneval.jsonl")), FIXTURES)
+    doc = task.documents()[0]
+    (request,) = task.requests(doc)
+    render = lambda text: jinja2.Template(text, keep_trailing_newline=True).render(**doc.data)  # noqa: E731
+    assert request.prompt == doc.data["prompt"] and request.stop == STOP
+    assert request.chat.user == render(spec["doc_to_text"])
+    assert request.chat.prefix == render(spec["gen_prefix"])
+    assert request.chat.stop == ("```",)
