@@ -69,17 +69,26 @@ def build_tokenizer(pad_is_eos: bool = False, extra_words: tuple[str, ...] = ())
     )
 
 
-def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+def tiny_config(tokenizer, layers: int = 2, **extra) -> LlamaConfig:
+    """The tests' Llama shape: hidden size 32, 4 heads, `layers` layers."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=4,
-        max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = tiny_config(
+        tokenizer,
+        layers,
+        max_position_embeddings=128,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=False,
@@ -90,17 +99,7 @@ def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
 def tiny_scalar_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForSequenceClassification:
     """A random one-output sequence classifier (a stand-in reward model), in eval mode."""
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForSequenceClassification(config).eval()
+    return LlamaForSequenceClassification(tiny_config(tokenizer, layers, num_labels=1)).eval()
 
 
 def save_model(directory: Path, pad_is_eos: bool = False, seed: int = 0) -> Path:
