@@ -30,7 +30,15 @@ from rlhf_eval.results import SCHEMA_VERSION, Results
 from rlhf_eval.tasks.base import Sample
 
 # Manifest keys that describe a run's history rather than its inputs.
-RUN_HISTORY = ("created", "models", "wall_seconds", "requests")
+RUN_HISTORY = (
+    "created",
+    "models",
+    "wall_seconds",
+    "task_wall_seconds",
+    "requests",
+    "judges",
+    "judge_requests",
+)
 
 PACKAGES = ("rlhf-eval", "torch", "transformers", "accelerate", "numpy", "scipy", "lm-eval")
 

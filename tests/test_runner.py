@@ -244,6 +244,8 @@ def test_models_option_runs_and_reports_a_subset_then_resumes(
     assert {m.model for m in results.metrics} == {"sft", "ppo"}
     assert [(c.candidate, c.baseline) for c in results.comparisons] == [("ppo", "sft")] * 2
     assert run.manifest()["requests"]["sft"] == {"computed": 48, "cached": 0}
+    # Each attempt's wall time per task is kept: sft's from the first, ppo's from the second.
+    assert set(results.task_wall_seconds) == {"sft", "ppo"}
     # An unknown name is a clear error naming the suite's models.
     capsys.readouterr()
     assert main(["run", str(suite), "--no-progress", "--models", "sft,nope"]) != 0
