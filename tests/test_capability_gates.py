@@ -16,11 +16,11 @@ from rlhf_eval.report.tax import tax_tables
 from rlhf_eval.store import RunDir
 from rlhf_eval.tasks.base import registered_tasks
 from tests.conftest import write_suite
-from tests.tasks.helpers import FIXTURES
+from tests.tasks.helpers import FIXTURES, bbh_folder
 
 TASKS = {
     "gsm8k": {"data": f"{FIXTURES}/gsm8k.jsonl"},
-    "bbh": {"data": f"{FIXTURES}/bbh", "subtasks": ["boolean_expressions", "date_understanding"]},
+    "bbh": {"data": str(bbh_folder()), "subtasks": ["boolean_expressions", "date_understanding"]},
     "humaneval": {"data": f"{FIXTURES}/humaneval.jsonl", "max_workers": 1},
 }
 

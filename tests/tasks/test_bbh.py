@@ -15,7 +15,7 @@ from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
 from rlhf_eval.models.base import ItemRef
 from rlhf_eval.suite import StatsSettings
 from rlhf_eval.tasks.bbh import SUBTASKS, BbhOptions, build_prompt, parse_cot_prompt
-from tests.tasks.helpers import FIXTURES, generated, make_task
+from tests.tasks.helpers import bbh_folder, generated, make_task
 
 FIXTURE_SUBTASKS = ["boolean_expressions", "date_understanding"]
 """The subtasks of the hand-written fixture folder (a task without `subtasks` needs all 27)."""
@@ -34,7 +34,8 @@ OUTPUTS = [
 ]
 
 
-def fixture_task(data: str = "bbh", **options):
+def fixture_task(data: str | None = None, **options):
+    data = data or str(bbh_folder())
     return make_task("bbh", data, **{"subtasks": FIXTURE_SUBTASKS, **options})
 
 
@@ -58,16 +59,18 @@ def test_prompt_is_description_exemplars_question():
 
 def test_documents_keep_subtask_order_cap_and_limit():
     docs = make_task(
-        "bbh", "bbh", subtasks=["date_understanding", "boolean_expressions"]
+        "bbh", str(bbh_folder()), subtasks=["date_understanding", "boolean_expressions"]
     ).documents()
     assert [d.data["subtask"] for d in docs] == ["date_understanding"] * 2 + [
         "boolean_expressions"
     ] * 3
     with pytest.raises(DataError, match="causal_judgement not found"):
-        make_task("bbh", "bbh").documents()  # all 27 by default; the fixture has two
-    capped = make_task("bbh", "bbh", subtasks=["boolean_expressions"], max_per_task=2)
+        make_task("bbh", str(bbh_folder())).documents()  # all 27 by default; the fixture has two
+    capped = make_task("bbh", str(bbh_folder()), subtasks=["boolean_expressions"], max_per_task=2)
     assert [d.data["target"] for d in capped.documents()] == ["False", "True"]
-    limited = make_task("bbh", "bbh", subtasks=["boolean_expressions"], limit=1).documents()
+    limited = make_task(
+        "bbh", str(bbh_folder()), subtasks=["boolean_expressions"], limit=1
+    ).documents()
     assert len(limited) == 1 and limited[0].id.startswith("boolean_expressions-")
 
 
@@ -138,7 +141,7 @@ def test_bbh_declares_subtask_breakdowns():
 
 def copy_fixture(tmp_path):
     folder = tmp_path / "bbh"
-    shutil.copytree(FIXTURES / "bbh", folder)
+    shutil.copytree(bbh_folder(), folder)
     return folder
 
 

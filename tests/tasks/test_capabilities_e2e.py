@@ -8,7 +8,7 @@ import pytest
 from rlhf_eval.cli import main
 from rlhf_eval.store import RunDir
 from tests.conftest import write_suite
-from tests.tasks.helpers import FIXTURES
+from tests.tasks.helpers import FIXTURES, bbh_folder
 
 SUITE = f"""\
 name: capabilities-e2e
@@ -36,7 +36,7 @@ tasks:
     chain_of_thought: false
     max_new_tokens: 4
   - name: bbh
-    data: {FIXTURES}/bbh
+    data: {bbh_folder()}
     subtasks: [boolean_expressions, date_understanding]
     max_per_task: 2
     max_new_tokens: 8
