@@ -367,15 +367,18 @@ def test_sft_and_rm_train_on_conversational_files(chat_model_dir, tmp_path):
             for w in words
         ],
     )
+    common = {
+        "val_fraction": 0.25,
+        "optim": {"max_steps": 2, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3},
+        "progress_bar": False,
+        "max_length": 32,
+    }
     sft = SFTConfig.model_validate(
         {
             "model": str(chat_model_dir),
             "data": {"path": str(demos)},
             "output_dir": str(tmp_path / "sft"),
-            "val_fraction": 0.25,
-            "optim": {"max_steps": 2, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3},
-            "progress_bar": False,
-            "max_length": 32,
+            **common,
         }
     )
     out = train_sft(sft)
@@ -403,10 +406,7 @@ def test_sft_and_rm_train_on_conversational_files(chat_model_dir, tmp_path):
             "model": str(out),
             "data": {"path": str(prefs)},
             "output_dir": str(tmp_path / "rm"),
-            "val_fraction": 0.25,
-            "optim": {"max_steps": 2, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3},
-            "progress_bar": False,
-            "max_length": 32,
+            **common,
         }
     )
     summary = json.loads((train_rm(rm) / "rm_summary.json").read_text())
