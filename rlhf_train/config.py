@@ -73,7 +73,10 @@ class RunConfig(_Closed):
     max_length: int = Field(512, ge=4)
     overlong: Literal["error", "skip"] = "error"
     """An example longer than max_length raises (default) or is dropped and counted."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float64"] = "float32"
+    """The models' precision. float64 is for exact checks: two data-parallel processes then
+    match one process to about 1e-15, where float32's reduction order alone moves weights by
+    up to 2e-5 after a few Adam steps."""
     log_with: list[Literal["tensorboard", "wandb"]] = []
     log_every: int = Field(1, ge=1)
     save_every: int | None = Field(None, ge=1)

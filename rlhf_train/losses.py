@@ -13,6 +13,12 @@ IGNORE_INDEX = -100
 """The label that `F.cross_entropy` skips; the same value TRL, OpenRLHF and transformers use."""
 
 
+def widened(values: torch.Tensor) -> torch.Tensor:
+    """`values` in float32 or wider: bf16 logits get an fp32 softmax, and a float64 run (the exact
+    data-parallel checks) is never rounded back down to float32."""
+    return values.to(torch.promote_types(values.dtype, torch.float32))
+
+
 # --- SFT ---------------------------------------------------------------------------------------
 
 
@@ -39,7 +45,7 @@ def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     next_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
     return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]),
+        widened(logits).reshape(-1, logits.shape[-1]),
         next_labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
         reduction="sum",

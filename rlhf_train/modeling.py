@@ -20,9 +20,9 @@ from transformers import (
 
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.registry import cache_home, resolve_pretrained
-from rlhf_train.losses import last_index
+from rlhf_train.losses import last_index, widened
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 REWARD_BIAS_KEY = "reward_bias"
 """Config attribute holding the offset that makes demonstrations score 0 on average (sec. 3.5)."""
@@ -134,7 +134,7 @@ def token_logprobs(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
     """log pi(x_{t+1} | x_<=t) for t = 0..T-2, shape [batch, T-1]."""
-    logits = causal_logits(model, input_ids, attention_mask)[:, :-1].float() / temperature
+    logits = widened(causal_logits(model, input_ids, attention_mask)[:, :-1]) / temperature
     chosen = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     return chosen - torch.logsumexp(logits, dim=-1)
 
@@ -156,7 +156,7 @@ def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
         output_hidden_states=True,
     )
     head = unwrap(model).score
-    return head(out.hidden_states[-1]).squeeze(-1).float() + reward_bias(model)
+    return widened(head(out.hidden_states[-1]).squeeze(-1)) + reward_bias(model)
 
 
 def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -315,8 +316,8 @@ def make_experience(
     values = token_scores(
         accelerator.unwrap_model(value_model), rollout.sequences, rollout.attention_mask
     )[:, start:-1]
-    mask = rollout.completion_mask.float()
-    scores = scorer.score(rollout, tokenizer).to(mask.device).float()
+    mask = rollout.completion_mask.to(values.dtype)
+    scores = scorer.score(rollout, tokenizer).to(mask.device, values.dtype)
     penalised = scores.clone()
     if config.missing_eos_penalty is not None:
         penalised = penalised - config.missing_eos_penalty * (~rollout.ended).float()
@@ -477,11 +478,11 @@ def ppo_step(
     if world > 1:
         # Each process holds its share of every token-weighted mean: sum them; max the max.
         keys = sorted(k for k in sums if k != "logprob_diff")
-        totals = accelerator.reduce(
-            torch.tensor([sums[k] for k in keys], device=accelerator.device), reduction="sum"
-        )
+        # float64: logged means are not rounded to float32 on the way through the reduce.
+        as_tensor = partial(torch.tensor, dtype=torch.float64, device=accelerator.device)
+        totals = accelerator.reduce(as_tensor([sums[k] for k in keys]), reduction="sum")
         sums.update(zip(keys, totals.tolist(), strict=True))
-        diff = torch.tensor([sums["logprob_diff"]], device=accelerator.device)
+        diff = as_tensor([sums["logprob_diff"]])
         sums["logprob_diff"] = float(accelerator.gather(diff).max())
     return sums
 

@@ -174,7 +174,7 @@ def reduce_mean(accelerator, value: float) -> float:
     """The step's loss: every process holds a share of the same normalised sum."""
     if accelerator.num_processes == 1:
         return value
-    tensor = torch.tensor([value], device=accelerator.device)
+    tensor = torch.tensor([value], dtype=torch.float64, device=accelerator.device)
     return float(accelerator.reduce(tensor, reduction="sum"))
 
 
