@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rlhf_eval import stats
+from rlhf_eval.pairing import item_hashes
 from rlhf_eval.results import (
     ComparisonResult,
     ContrastResult,
@@ -298,6 +299,8 @@ def compute_results(
                 "options": task.options.model_dump(mode="json"),
                 "n_documents": len(documents[task_id]),
                 "notes": task.notes(),
+                "version": task.version,
+                "item_hashes": item_hashes(documents[task_id]),
             }
             for task_id, task in tasks.items()
         ],

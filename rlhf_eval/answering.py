@@ -44,7 +44,8 @@ def answer(
             replace(r, chat=None) if isinstance(r, GenerationRequest) and r.chat else r
             for r in requests
         ]
-    keys = [ResponseCache.key(backend.identity, r) for r in requests]
+    by_item = getattr(backend, "answers_by_item", False)
+    keys = [ResponseCache.key(backend.identity, r, by_item) for r in requests]
     known = cache.get_many(list(dict.fromkeys(keys)))
     missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}
     scoring = {k: r for k, r in missing.items() if isinstance(r, LoglikelihoodRequest)}

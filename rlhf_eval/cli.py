@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path)
     compare.add_argument("--model", help="the candidate run's model, if it has several")
     compare.add_argument("--baseline-model", help="the baseline run's model, if it has several")
+    compare.add_argument(
+        "--shared-items",
+        action="store_true",
+        help="pair two runs scored on different items (e.g. another `limit`) on the items both "
+        "scored; without it such runs exit 2",
+    )
     compare.set_defaults(handler=_compare)
 
     gate = commands.add_parser(
@@ -80,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--model", help="the candidate run's model, if it has several")
     gate.add_argument("--baseline-model", help="the baseline run's model, if it has several")
+    gate.add_argument(
+        "--shared-items",
+        action="store_true",
+        help="pair two runs scored on different items (e.g. another `limit`) on the items both "
+        "scored; without it such runs exit 2",
+    )
     gate.set_defaults(handler=_gate)
 
     prompts = commands.add_parser(
@@ -168,14 +181,21 @@ def _report(args) -> int:
 
 
 def _compare(args) -> int:
-    from rlhf_eval.gate import compare_runs
+    from rlhf_eval.gate import compare_runs, shared_items_note
     from rlhf_eval.report.markdown import COMPARISON_COLUMNS, comparison_rows, markdown_table
     from rlhf_eval.store import RunDir
 
     comparisons = compare_runs(
-        RunDir.open(args.candidate), RunDir.open(args.baseline), args.model, args.baseline_model
+        RunDir.open(args.candidate),
+        RunDir.open(args.baseline),
+        args.model,
+        args.baseline_model,
+        shared_items=args.shared_items,
     )
     print(markdown_table(COMPARISON_COLUMNS, comparison_rows(comparisons)))
+    note = shared_items_note(comparisons)
+    if note:
+        print(f"\n{note}")
     return EXIT_OK
 
 
@@ -186,7 +206,11 @@ def _gate(args) -> int:
     candidate = RunDir.open(args.candidate)
     if args.baseline:
         comparisons = compare_runs(
-            candidate, RunDir.open(args.baseline), args.model, args.baseline_model
+            candidate,
+            RunDir.open(args.baseline),
+            args.model,
+            args.baseline_model,
+            shared_items=args.shared_items,
         )
     else:
         comparisons = candidate.results().comparisons
@@ -215,9 +239,9 @@ def _margins(items: list[str]) -> dict[str, float]:
             margin = float(value)
         except ValueError:
             margin = -1.0
-        if not sep or not metric.strip() or margin < 0:
+        if not sep or not metric.strip() or not math.isfinite(margin) or margin < 0:
             raise RunError(
-                f"--max-drop {item!r}: expected METRIC=MARGIN with a margin >= 0, e.g. "
+                f"--max-drop {item!r}: expected METRIC=MARGIN with a finite margin >= 0, e.g. "
                 "truthfulqa_mc2=0.02"
             )
         margins[metric.strip()] = margin

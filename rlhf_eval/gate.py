@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rlhf_eval.aggregate import compare_metric, metric_point
 from rlhf_eval.errors import RunError
+from rlhf_eval.pairing import check_pairing
 from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings, resolve_metric_key
@@ -34,21 +35,38 @@ def compare_runs(
     baseline_run: RunDir,
     candidate_model: str | None = None,
     baseline_model: str | None = None,
+    shared_items: bool = False,
 ) -> list[ComparisonResult]:
-    """Paired differences on every task/metric both runs report, paired by document id."""
+    """Paired differences on every task/metric both runs report, paired by item id.
+
+    Each task entry is first checked to measure the same thing in both runs (task version,
+    options, data, item set: rlhf_eval/pairing.py); with `shared_items` two different item
+    sets pair on the items they share, and both points are taken on those items.
+    """
     a, b = candidate_run.results(), baseline_run.results()
     model_a = pick_model(a, candidate_model, candidate_run)
     model_b = pick_model(b, baseline_model, baseline_run)
     manifest = candidate_run.manifest()
     settings = StatsSettings(**manifest.get("stats", {}))
     shared = {(m.task, m.metric) for m in b.metrics if m.model == model_b}
+    entries_a, entries_b = ({t.id: t for t in r.tasks} for r in (a, b))
+    where = (str(candidate_run.path), str(baseline_run.path))
     comparisons = []
     for metric in a.metrics:
         if metric.model != model_a or (metric.task, metric.metric) not in shared:
             continue
+        if metric.task not in entries_a or metric.task not in entries_b:
+            missing = where[0] if metric.task not in entries_a else where[1]
+            raise RunError(
+                f"{missing}/results.json does not describe task entry '{metric.task}', so its "
+                "pairing cannot be checked. Fix: run its suite again to rewrite results.json."
+            )
+        pairing = check_pairing(
+            entries_a[metric.task], entries_b[metric.task], where, shared_items
+        )
         spec = _metric_spec(a, metric)
-        cand = candidate_run.read_samples(model_a, metric.task)
-        base = baseline_run.read_samples(model_b, metric.task)
+        cand = _on_items(candidate_run.read_samples(model_a, metric.task), pairing.items)
+        base = _on_items(baseline_run.read_samples(model_b, metric.task), pairing.items)
         test = compare_metric(spec, cand, base, settings, manifest.get("seed", 0))
         comparisons.append(
             ComparisonResult(
@@ -61,6 +79,8 @@ def compare_runs(
                 candidate_point=metric_point(spec, cand),
                 baseline_point=metric_point(spec, base),
                 p_value=test.p_value,
+                candidate_items=pairing.candidate_items if pairing.partial else None,
+                baseline_items=pairing.baseline_items if pairing.partial else None,
             )
         )
     if not comparisons:
@@ -68,6 +88,22 @@ def compare_runs(
             f"{candidate_run.path} and {baseline_run.path} share no task and metric to compare."
         )
     return comparisons
+
+
+def _on_items(samples: list[dict], items: frozenset[str]) -> list[dict]:
+    return [s for s in samples if s["doc_id"] in items]
+
+
+def shared_items_note(comparisons: list[ComparisonResult]) -> str:
+    """A line for each comparison paired on a shared subset of the two runs' items."""
+    return "\n".join(
+        f"- {c.task}/{c.metric}: paired on the items both runs scored, not on all of them: "
+        f"the candidate's entry scored {c.candidate_items} items and the baseline's "
+        f"{c.baseline_items}; both points and the difference stand on the shared ones "
+        f"(n = {c.delta.n} with a valid score in both)."
+        for c in comparisons
+        if c.candidate_items is not None
+    )
 
 
 def _metric_spec(results: Results, metric: MetricResult) -> MetricSpec:
@@ -139,6 +175,9 @@ def gate_table(checks: list[GateCheck]) -> str:
         )
     verdict = all(check.passed for check in checks)
     method = checks[0].comparison.delta.method if checks else ""
+    note = shared_items_note([check.comparison for check in checks])
+    if note:
+        lines += ["", note]
     lines.append("")
     lines.append(
         f"**{'PASS' if verdict else 'FAIL'}**: a metric passes when the lower end of its 95% "

@@ -69,6 +69,10 @@ class ComparisonResult(_Closed):
     models; None for metrics outside that family."""
     regression: bool = False
     """The delta is in the worse direction and p_holm is below 1 - confidence."""
+    candidate_items: int | None = None
+    baseline_items: int | None = None
+    """Items each run's task entry scored, when two runs were paired on the items they share
+    (`--shared-items`); None when both scored the same items."""
 
 
 class SubgroupResult(MetricResult):
@@ -107,6 +111,11 @@ class TaskEntry(_Closed):
     n_documents: int
     notes: list[str] = []
     """What a reader must know to read the entry's numbers (e.g. which toxicity scorer)."""
+    version: int | None = None
+    """The task's version (its prompts and scoring); None in runs written before it was kept."""
+    item_hashes: dict[str, str] = {}
+    """Each item's id and a hash of its content: what `compare` and `gate` check before they
+    pair two runs' items (same items, same content)."""
 
 
 class SkippedTask(_Closed):

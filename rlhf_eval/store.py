@@ -258,10 +258,16 @@ class ResponseCache:
         return db
 
     @staticmethod
-    def key(identity: str, request: LoglikelihoodRequest | GenerationRequest) -> str:
+    def key(
+        identity: str, request: LoglikelihoodRequest | GenerationRequest, by_item: bool = False
+    ) -> str:
+        """The request's key. A model's answer depends on the prompt, not on which item rendered
+        it, so the item is left out, except for a backend whose answers were made elsewhere
+        item by item (`by_item`: the precomputed backend)."""
         kind = type(request).__name__
         fields = dataclasses.asdict(request)
-        fields.pop("item", None)  # which item a prompt renders never changes the answer
+        if not by_item:
+            fields.pop("item", None)
         if fields.get("chat", 0) is None:
             fields.pop("chat")  # keys of requests without a chat form stay as they were
         body = json.dumps(fields, sort_keys=True, ensure_ascii=False)

@@ -16,11 +16,22 @@ from rlhf_eval.results import (
     MetricResult,
     ModelEntry,
     Results,
+    TaskEntry,
 )
+from rlhf_eval.pairing import item_hash
 from rlhf_eval.store import RunDir
 
 
-def make_run(folder: Path, name: str, scores: list[float], model: str = "m") -> Path:
+def make_run(
+    folder: Path,
+    name: str,
+    scores: list[float],
+    model: str = "m",
+    options: dict | None = None,
+    content: str = "question",
+    hashes: bool = True,
+) -> Path:
+    """A run of one task entry `qa` whose item i is `d{i}` with text `{content} {i}`."""
     path = folder / name
     (path / "samples" / model).mkdir(parents=True)
     with (path / "samples" / model / "qa.jsonl").open("w") as handle:
@@ -59,7 +70,20 @@ def make_run(folder: Path, name: str, scores: list[float], model: str = "m") -> 
         suite_name=name,
         created="now",
         models=[ModelEntry(name=model, role="policy", identity="x")],
-        tasks=[],
+        tasks=[
+            TaskEntry(
+                id="qa",
+                name="synthetic",
+                options=options or {"selection": "sum_logprob", "limit": None},
+                n_documents=len(scores),
+                version=1,
+                item_hashes={
+                    f"d{i}": item_hash({"text": f"{content} {i}"}) for i in range(len(scores))
+                }
+                if hashes
+                else {},
+            )
+        ],
         metrics=[
             MetricResult(model=model, task="qa", metric="acc", kind="proportion", estimate=estimate)
         ],
@@ -146,3 +170,56 @@ def test_tasks_lists_options(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert "truthfulqa_mc:" in out and "selection" in out and "truthfulqa_mc2 (mean)" in out
+
+
+def test_runs_of_different_options_are_not_paired(tmp_path, capsys):
+    """Issue 14.1: the same entry id under another `selection` once paired and passed."""
+    a = make_run(tmp_path, "a", BASE, options={"selection": "mean_token_logprob"})
+    b = make_run(tmp_path, "b", BASE[:200] + [0.0] * 200, options={"selection": "sum_logprob"})
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.02"]) == 2
+    err = capsys.readouterr().err
+    assert "option `selection`: 'mean_token_logprob' vs 'sum_logprob'" in err
+    assert "Traceback" not in err
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "measures different things" in capsys.readouterr().err
+
+
+def test_runs_of_different_data_are_not_paired(tmp_path, capsys):
+    a = make_run(tmp_path, "a", BASE, content="question")
+    b = make_run(tmp_path, "b", BASE, content="edited question")
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.02"]) == 2
+    assert "different content" in capsys.readouterr().err
+
+
+def test_different_item_sets_need_shared_items_and_say_so(tmp_path, capsys):
+    """Issue 14.1: a 10-item candidate against a 20-item baseline was paired on 10 items while
+    the table showed the 20-item baseline's value."""
+    baseline_scores = [1.0] * 10 + [0.0] * 10  # 0.5 on 20 items, 1.0 on the first 10
+    a = make_run(tmp_path, "a", [1.0] * 10)
+    b = make_run(tmp_path, "b", baseline_scores)
+    assert main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.02"]) == 2
+    err = capsys.readouterr().err
+    assert "scored 10 items" in err and "and 20 in" in err and "--shared-items" in err
+    (c,) = compare_runs(RunDir.open(a), RunDir.open(b), shared_items=True)
+    assert c.baseline_point == 1.0 and c.candidate_point == 1.0 and c.delta.n == 10
+    assert (c.candidate_items, c.baseline_items) == (10, 20)
+    args = ["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.5", "--shared-items"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "the candidate's entry scored 10 items and the baseline's 20" in out
+    assert main(["compare", str(a), str(b), "--shared-items"]) == 0
+    assert "the candidate's entry scored 10 items" in capsys.readouterr().out
+
+
+def test_runs_without_item_records_are_refused(tmp_path, capsys):
+    a, b = make_run(tmp_path, "a", BASE), make_run(tmp_path, "b", BASE, hashes=False)
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "run its suite again" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("margin", ["acc=nan", "acc=inf", "acc=-inf", "acc=NaN"])
+def test_non_finite_margins_exit_2(tmp_path, margin, capsys):
+    """Issue 14.7: nan failed every check and inf passed every check."""
+    a = make_run(tmp_path, "a", BASE)
+    assert main(["gate", str(a), "--baseline", str(a), "--max-drop", margin]) == 2
+    assert "finite" in capsys.readouterr().err

@@ -340,3 +340,17 @@ def test_prompts_command_writes_every_generation_request(tmp_path, tiny_model_di
     assert written == expected and len(written) > 0
     assert {"task", "id", "variant", "prompt", "max_new_tokens"} <= set(written[0])
     assert f"{len(expected)} prompts written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("with_prompt", [False, True])
+def test_the_same_prompt_under_three_items_keeps_each_items_answer(tmp_path, with_prompt):
+    """Issue 14.2: requests were merged by cache key, which drops the item, so three items with
+    one prompt all got the first item's output."""
+    prompt = {"prompt": "Q: the same prompt\nA:"} if with_prompt else {}
+    rows = [{"task": "qa", "id": f"d{i}", **prompt, "output": f"answer {i}"} for i in range(3)]
+    backend = PrecomputedBackend("m", write_jsonl(tmp_path / "out.jsonl", rows), "m")
+    requests = [ask("Q: the same prompt\nA:", doc_id=f"d{i}") for i in range(3)]
+    count: dict[str, int] = {}
+    generations = answer(requests, backend, ResponseCache(None), count)
+    assert [g.texts for g in generations] == [("answer 0",), ("answer 1",), ("answer 2",)]
+    assert count["computed"] == 3

@@ -103,6 +103,9 @@ class PrecomputedBackend:
 
     cacheable: ClassVar[bool] = False
     """Nothing to save: reading the file is the computation (rlhf_eval/answering.py)."""
+    answers_by_item: ClassVar[bool] = True
+    """Outputs made elsewhere belong to their item: one prompt under three item ids may have
+    three different outputs, so requests are never merged across items."""
 
     def __init__(self, name: str, path: Path, model: str):
         self.name = name
