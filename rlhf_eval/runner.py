@@ -22,7 +22,7 @@ from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.precomputed import check_precomputed
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
-from rlhf_eval.suite import LoadedSuite, ModelSpec
+from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
 from rlhf_eval.tasks.base import Document, RunContext, Sample, Task, registered_tasks
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
@@ -49,6 +49,7 @@ def run_suite(
     processes = processes or start_processes()
     suite = loaded.suite
     selected = _selected_models(loaded, models)
+    check_writable_folders(loaded)
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
     documents, skipped = read_documents(every_task)

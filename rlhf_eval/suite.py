@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,12 +13,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.registry import ALIASES
+from rlhf_eval.models.registry import ALIASES, cache_home
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity anywhere: a margin of nan fails every check and inf passes every one.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class GenerationDefaults(_Closed):
@@ -257,17 +260,15 @@ def load_suite(path: str | Path) -> LoadedSuite:
     """Read, parse and validate a suite file, raising SuiteError that names file, line, field."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise SuiteError(f"{path}: cannot read the suite file ({error.strerror}).") from error
+    text = _decode(raw, path)
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(error, "problem", None) or str(error)
-        raise SuiteError(f"{where}: malformed YAML ({problem}). Fix the syntax there.") from error
+        raise SuiteError(_yaml_problem(error, path)) from error
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with `models` and `tasks` keys.")
     try:
@@ -279,9 +280,40 @@ def load_suite(path: str | Path) -> LoadedSuite:
     _check_model_paths(loaded, root)
     _check_judge_references(loaded, root)
     _check_task_references(loaded, root)
+    _check_baseline_needed(loaded, root)
     _check_contrasts(loaded, root)
     _check_gates(loaded, root)
     return loaded
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """The file's text; a byte that is not UTF-8 is named with its line and column."""
+    try:
+        return raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise SuiteError(
+            f"{path}:{line}:{column}: the file is not UTF-8 (byte 0x{raw[error.start]:02x} "
+            "there; a Latin-1 or Windows-1252 accent, or a binary file). Fix: save it as UTF-8 "
+            f"(e.g. `iconv -f latin1 -t utf-8 {path.name}`), or remove that character."
+        ) from None
+
+
+def _yaml_problem(error: yaml.YAMLError, path: Path) -> str:
+    """file:line:column of a YAML syntax error, and where the construct it is inside began
+    (the unclosed bracket or quote)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = getattr(error, "problem", None) or str(error)
+    context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+    began = ""
+    if context and opened is not None:
+        began = f"; {context}, which began at line {opened.line + 1}, column {opened.column + 1}"
+    return (
+        f"{where}: malformed YAML ({problem}{began}). Fix the syntax there: an unclosed bracket "
+        "or quote is usually at the place where it began."
+    )
 
 
 def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
@@ -365,6 +397,21 @@ def _check_task_references(loaded: LoadedSuite, root) -> None:
         earlier[spec.task_id] = (spec.name, options)
 
 
+def _check_baseline_needed(loaded: LoadedSuite, root) -> None:
+    """Entries that compare each model with the baseline (a win rate) need one, and should
+    say so before any model or judge loads."""
+    if any(m.role == "baseline" for m in loaded.suite.models):
+        return
+    for i, spec in enumerate(loaded.suite.tasks):
+        if loaded.options[spec.task_id].needs_baseline():
+            raise SuiteError(
+                f"{_where(loaded.path, root, ('tasks', i, 'name'))}: task `{spec.task_id}` "
+                f"({spec.name}) compares every model with the suite's baseline, and no model has "
+                "`role: baseline`. Fix: give one `models:` entry `role: baseline` (the paper's "
+                "SFT model), or remove this entry."
+            )
+
+
 def _check_contrasts(loaded: LoadedSuite, root) -> None:
     tasks = registered_tasks()
     entries = {
@@ -410,6 +457,43 @@ def _check_gates(loaded: LoadedSuite, root) -> None:
             ) from error
 
 
+def check_writable_folders(loaded: LoadedSuite) -> None:
+    """Every folder a run writes (runs, response cache, report) can be written, checked before
+    any model loads: a report folder that cannot be written must not be found after hours of
+    work. Nothing is left behind (a probe folder is made and removed)."""
+    suite, root = loaded.suite, yaml.compose(loaded.text)
+    folders = {
+        "output_dir": loaded.resolve(suite.output_dir),
+        "cache_dir": loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home(),
+        "report_dir": loaded.resolve(suite.report_dir) if suite.report_dir else None,
+    }
+    for field, folder in folders.items():
+        problem = _unwritable(folder) if folder is not None else None
+        if problem:
+            named = field in loaded.suite.model_fields_set
+            where = _where(loaded.path, root, (field,)) if named else str(loaded.path)
+            raise SuiteError(
+                f"{where}: field `{field}`: {folder} cannot be written ({problem}). Fix: point "
+                f"`{field}` at a folder you can write (relative paths are relative to the suite "
+                "file)."
+            )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why `folder` (or the folder it would be made in) cannot be written, or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        probe = tempfile.mkdtemp(prefix=".rlhf-eval-probe-", dir=existing)
+    except OSError as error:
+        return f"{existing}: {error.strerror}"
+    os.rmdir(probe)
+    return None
+
+
 def resolve_metric_key(spec: str, keys: list[str]) -> str:
     """Match `task/metric` exactly, or a bare metric name that only one task reports."""
     if spec in keys:
@@ -429,9 +513,17 @@ def _describe(error: ValidationError, path: Path, root, prefix: tuple) -> str:
         field = _dotted(loc)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = f"unknown field. Valid fields here: {_valid_fields(error, loc)}"
+            message = f"unknown field.{_did_you_mean(error, loc)} Valid fields here: " + (
+                _valid_fields(error, loc)
+            )
         lines.append(f"{_where(path, root, loc)}: field `{field}`: {message}")
     return "\n".join(lines)
+
+
+def _did_you_mean(error: ValidationError, loc: tuple) -> str:
+    model = _model_at(error.title, loc)
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], 1)
+    return f" Did you mean `{close[0]}`?" if close else ""
 
 
 def _valid_fields(error: ValidationError, loc: tuple) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.suite import load_suite, resolve_metric_key
+from rlhf_eval.suite import check_writable_folders, load_suite, resolve_metric_key
 from tests.conftest import write_suite
 
 GOOD = """\
@@ -165,3 +165,89 @@ def test_metric_keys():
     assert resolve_metric_key("y", keys) == "b/y"
     with pytest.raises(ValueError, match="ambiguous"):
         resolve_metric_key("x", keys)
+
+
+# ---- issue 14: bad input gets one clear message (each failed on the code before) ----------
+
+
+def test_invalid_utf8_names_the_line_and_the_fix(tmp_path, tiny_model_dir):
+    """Issue 14.11: a Latin-1 é in a comment, or random bytes, raised UnicodeDecodeError."""
+    text = GOOD.format(model=tiny_model_dir).replace("name: demo", "name: demo  # caf\xe9")
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    message = str(caught.value)
+    assert "suite.yaml:1" in message and "UTF-8" in message and "0xe9" in message
+    path.write_bytes(b"\x80\x81\xfe\xff garbage")
+    with pytest.raises(SuiteError, match="not UTF-8"):
+        load_suite(path)
+
+
+def test_yaml_error_names_line_column_and_where_the_bracket_opened(tmp_path):
+    """Issue 14.12: the line alone, not the column nor where the unclosed bracket opened."""
+    message = _error(tmp_path, "models:\n  - name: a\n    path: [unclosed\ntasks: []\n")
+    assert "suite.yaml:4:" in message  # line and column of the problem
+    assert "line 3, column 11" in message and "flow sequence" in message
+
+
+def test_unknown_top_level_field_suggests_the_close_one(tmp_path, tiny_model_dir):
+    """Issue 14.13: `taks:` listed the valid fields but did not say "did you mean `tasks`"."""
+    body = GOOD.format(model=tiny_model_dir).replace("tasks:", "taks:")
+    message = _error(tmp_path, body)
+    assert "did you mean `tasks`" in message.lower()
+
+
+@pytest.mark.parametrize("limit", [-5, 0])
+def test_count_options_are_bounded(tmp_path, tiny_model_dir, limit):
+    """Issue 14.6: `limit: -5` scored 15 of 20 items and `limit: 0` scored all of them."""
+    body = GOOD.format(model=tiny_model_dir).replace("limit: 5", f"limit: {limit}")
+    message = _error(tmp_path, body)
+    assert "tasks[0].limit" in message and "greater than or equal to 1" in message
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+def test_non_finite_numbers_are_refused(tmp_path, tiny_model_dir, value):
+    """Issue 14.7 (suite side): a gate margin of nan fails every check, inf passes every one."""
+    body = GOOD.format(model=tiny_model_dir).replace("max_drop: 0.02", f"max_drop: {value}")
+    assert "finite number" in _error(tmp_path, body)
+
+
+WIN_RATE_WITHOUT_BASELINE = """\
+models:
+  - name: a
+    path: {model}
+  - name: b
+    path: {model}
+judges:
+  - name: rm
+    path: {model}
+tasks:
+  - name: instructions
+    id: answers
+    data: prompts.jsonl
+  - name: win_rate
+    of: answers
+    judge: rm
+    judge_kind: reward_model
+"""
+
+
+def test_win_rate_without_a_baseline_is_refused_when_the_suite_loads(tmp_path, tiny_model_dir):
+    """Issue 14.8: it loaded every model and the judge, then failed every sample."""
+    message = _error(tmp_path, WIN_RATE_WITHOUT_BASELINE.format(model=tiny_model_dir))
+    assert "suite.yaml:13" in message and "role: baseline" in message
+
+
+@pytest.mark.parametrize("field", ["output_dir", "cache_dir", "report_dir"])
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_unwritable_folders_are_refused_before_the_run(tmp_path, tiny_model_dir, field, where):
+    """Issue 14.14: a traceback, and for report_dir only after the whole run computed."""
+    (tmp_path / "a_file").write_text("x")
+    target = tmp_path / "a_file" / "runs" if where == "under_a_file" else "/proc/rlhf-eval"
+    body = GOOD.format(model=tiny_model_dir) + f"{field}: {target}\n"
+    loaded = load_suite(write_suite(tmp_path, body))
+    with pytest.raises(SuiteError) as caught:
+        check_writable_folders(loaded)
+    message = str(caught.value)
+    assert f"`{field}`" in message and "cannot be written" in message and "suite.yaml:" in message

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rlhf_eval.models.base import (
     Generation,
@@ -27,10 +27,15 @@ Response = Loglikelihood | Generation
 class TaskOptions(BaseModel):
     """Options every task accepts; a task subclasses this with its own closed fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1)
     """Score only the first `limit` documents (in file order)."""
+
+    def needs_baseline(self) -> bool:
+        """Whether the entry compares every model with the suite's `role: baseline` model (the
+        loader refuses such an entry in a suite without one)."""
+        return False
 
     def judge_names(self) -> list[str]:
         """Names of the suite's `judges:` these options refer to (checked when the suite loads)."""

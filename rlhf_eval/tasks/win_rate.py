@@ -59,6 +59,9 @@ class WinRateOptions(JudgedOptions):
     preference is the sigmoid of the mean log-odds over both orders, which cancels a constant
     position bias, with `tie_band` (needs verdict_by: loglikelihood)."""
 
+    def needs_baseline(self) -> bool:
+        return True
+
     @model_validator(mode="after")
     def _calibration_needs_logprobs(self) -> WinRateOptions:
         if self.orders == "calibrated" and (
