@@ -61,9 +61,7 @@ def compare_runs(
                 f"{missing}/results.json does not describe task entry '{metric.task}', so its "
                 "pairing cannot be checked. Fix: run its suite again to rewrite results.json."
             )
-        pairing = check_pairing(
-            entries_a[metric.task], entries_b[metric.task], where, shared_items
-        )
+        pairing = check_pairing(entries_a[metric.task], entries_b[metric.task], where, shared_items)
         spec = _metric_spec(a, metric)
         cand = _on_items(candidate_run.read_samples(model_a, metric.task), pairing.items)
         base = _on_items(baseline_run.read_samples(model_b, metric.task), pairing.items)
