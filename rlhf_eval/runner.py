@@ -21,7 +21,14 @@ from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.precomputed import check_precomputed
 from rlhf_eval.models.registry import cache_home
-from rlhf_eval.store import ResponseCache, RunDir, hardware, now, package_versions
+from rlhf_eval.store import (
+    ResponseCache,
+    RunDir,
+    RunLock,
+    hardware,
+    now,
+    package_versions,
+)
 from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
 from rlhf_eval.tasks.base import Document, RunContext, Sample, Task, registered_tasks
 
@@ -45,11 +52,33 @@ def run_suite(
 
     Under `torchrun`/`accelerate launch` each process takes its share of every task's pending
     documents (rlhf_eval/distributed.py); process 0 writes the manifest and the results.
+
+    Process 0 holds the run folder's lock from start to end: a second copy of the same run
+    exits with a RunError naming the process that holds it.
     """
     processes = processes or start_processes()
-    suite = loaded.suite
     selected = _selected_models(loaded, models)
     check_writable_folders(loaded)
+    lock = RunLock(loaded.resolve(loaded.suite.output_dir) / (run_name or loaded.name))
+    _on_main(processes, lock.acquire, lambda: None)
+    try:
+        return _run_locked(
+            loaded, run_name, overwrite, use_cache, show_progress, processes, selected
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    loaded: LoadedSuite,
+    run_name: str | None,
+    overwrite: bool,
+    use_cache: bool,
+    show_progress: bool,
+    processes: Processes,
+    selected: set[str],
+) -> RunDir:
+    suite = loaded.suite
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
     documents, skipped = read_documents(every_task)

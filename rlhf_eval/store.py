@@ -213,6 +213,47 @@ class RunDir:
             ) from error
 
 
+class RunLock:
+    """An exclusive lock on one run folder for a whole run, so two copies of the same run never
+    write it at once (each would append every sample). The lock file sits beside the folder,
+    `.<run>.lock`, so `--overwrite` can delete the folder while holding it; it names the
+    process holding it. The kernel drops the lock when that process dies, even by SIGKILL."""
+
+    def __init__(self, run_path: Path):
+        self.run_path = run_path
+        self.path = run_path.parent / f".{run_path.name}.lock"
+        self._handle = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  (held for the run)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that has not yet said which"
+            handle.close()
+            raise RunError(
+                f"{self.run_path} is being written by another run: {holder}. Fix: wait for it "
+                "to finish or stop it (its finished samples are kept), or pass --run-name to "
+                "run into another folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"process {os.getpid()} on {platform.node()} since {now()} "
+            f"({' '.join(sys.argv)[:300]})\n"
+        )
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
 class ResponseCache:
     """Model answers keyed by model identity and request, so no request is computed twice."""
 

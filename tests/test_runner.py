@@ -251,3 +251,25 @@ def test_models_option_runs_and_reports_a_subset_then_resumes(
     assert main(["run", str(suite), "--no-progress", "--models", "sft,nope"]) != 0
     err = capsys.readouterr().err
     assert "--models names nope" in err and "choose from sft, ppo" in err
+
+
+def test_a_second_copy_of_a_running_run_exits_2_naming_the_holder(tmp_path, tiny_model_dir, capsys):
+    """Issue 14.5: two copies of the same run at once both exited 0 and wrote every sample
+    twice. While one copy holds the run (here: its lock, held as a running copy holds it), a
+    second exits 2 before touching the folder; once the first ends, the run proceeds."""
+    from rlhf_eval.store import RunLock
+
+    suite = make_suite(tmp_path, tiny_model_dir, tiny_model_dir)
+    running = RunLock(tmp_path / "runs" / "e2e")
+    running.acquire()
+    try:
+        assert main(["run", str(suite), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"process {os.getpid()}" in err and "--run-name" in err
+        assert "Traceback" not in err
+        assert not (tmp_path / "runs" / "e2e").exists()
+    finally:
+        running.release()
+    assert main(["run", str(suite), "--no-progress"]) == 0
+    samples = RunDir.open(tmp_path / "runs" / "e2e").read_samples("sft", "truthfulqa_mc")
+    assert len(samples) == len(MC_ROWS) == len({s["doc_id"] for s in samples})
