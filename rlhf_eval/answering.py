@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from rlhf_eval.models.base import (
@@ -23,10 +24,15 @@ def answer(
     cache: ResponseCache,
     count: dict[str, int],
     defaults: GenerationDefaults | None = None,
+    on_answered: OnAnswered | None = None,
 ) -> list[Loglikelihood | Generation]:
     """Responses in request order: cached ones looked up, the rest computed once each.
 
-    `count` gains how many were computed and how many came from the cache.
+    Each backend batch's answers reach the cache as soon as the batch finishes, so a killed
+    run loses at most the batch in flight. `on_answered(positions, responses)` hears of every
+    request as its answer is known (the cached ones first), so the caller can save the items
+    whose requests are all answered. `count` gains how many were computed and how many came
+    from the cache.
     """
     # The model's generation defaults fill what a task left unset, before the cache key is
     # taken, so a changed default never serves a stale answer.
@@ -46,18 +52,50 @@ def answer(
         ]
     by_item = getattr(backend, "answers_by_item", False)
     keys = [ResponseCache.key(backend.identity, r, by_item) for r in requests]
-    known = cache.get_many(list(dict.fromkeys(keys)))
-    missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in known}
-    scoring = {k: r for k, r in missing.items() if isinstance(r, LoglikelihoodRequest)}
-    generating = {k: r for k, r in missing.items() if isinstance(r, GenerationRequest)}
-    fresh = {}
-    if scoring:
-        fresh.update(zip(scoring, backend.loglikelihood(list(scoring.values())), strict=True))
-    if generating:
-        fresh.update(zip(generating, backend.generate(list(generating.values())), strict=True))
-    if getattr(backend, "cacheable", True):
-        cache.put_many(fresh)
-    count["computed"] = count.get("computed", 0) + len(fresh)
+    positions: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        positions.setdefault(key, []).append(position)
+    known = cache.get_many(list(positions))
     count["cached"] = count.get("cached", 0) + len(known)
-    known.update(fresh)
+    _tell(on_answered, positions, known, computed=False)
+    missing = {k: requests[p[0]] for k, p in positions.items() if k not in known}
+    saves = getattr(backend, "cacheable", True)
+
+    def compute(kind: type, method: str) -> None:
+        wanted = {k: r for k, r in missing.items() if isinstance(r, kind)}
+        if not wanted:
+            return
+        order = list(wanted)
+
+        def on_batch(answers: dict[int, Loglikelihood | Generation]) -> None:
+            fresh = {order[i]: response for i, response in answers.items() if order[i] not in known}
+            if saves:
+                cache.put_many(fresh)
+            known.update(fresh)
+            count["computed"] = count.get("computed", 0) + len(fresh)
+            _tell(on_answered, positions, fresh, computed=True)
+
+        responses = getattr(backend, method)(list(wanted.values()), on_batch=on_batch)
+        # A backend that did not report some batch: its answers are saved now.
+        on_batch({i: r for i, r in enumerate(responses) if order[i] not in known})
+
+    compute(LoglikelihoodRequest, "loglikelihood")
+    compute(GenerationRequest, "generate")
     return [known[k] for k in keys]
+
+
+OnAnswered = Callable[[list[int], list[Loglikelihood | Generation], bool], None]
+"""answer()'s listener: the positions (in its request list) just answered, their answers, and
+whether they were computed now (True) or found in the cache (False)."""
+
+
+def _tell(
+    listener: OnAnswered | None,
+    positions: dict[str, list[int]],
+    answers: dict[str, Loglikelihood | Generation],
+    computed: bool,
+) -> None:
+    if listener is None or not answers:
+        return
+    places = [(p, response) for key, response in answers.items() for p in positions[key]]
+    listener([p for p, _ in places], [response for _, response in places], computed)

@@ -60,10 +60,9 @@ def run_suite(
     selected = _selected_models(loaded, models)
     check_writable_folders(loaded)
     lock = RunLock(loaded.resolve(loaded.suite.output_dir) / (run_name or loaded.name))
-    _on_main(processes, lock.acquire, lambda: None)
     try:
         return _run_locked(
-            loaded, run_name, overwrite, use_cache, show_progress, processes, selected
+            loaded, run_name, overwrite, use_cache, show_progress, processes, selected, lock
         )
     finally:
         lock.release()
@@ -77,6 +76,7 @@ def _run_locked(
     show_progress: bool,
     processes: Processes,
     selected: set[str],
+    lock: RunLock,
 ) -> RunDir:
     suite = loaded.suite
     every_task = build_tasks(loaded)
@@ -90,6 +90,8 @@ def _run_locked(
     cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
     path = loaded.resolve(suite.output_dir) / (run_name or loaded.name)
+    # The run folder is locked before it is touched, once the inputs are known to be good.
+    _on_main(processes, lock.acquire, lambda: None)
     run = _on_main(
         processes,
         # The fingerprint covers every entry, skipped or not: a later run that reaches the
@@ -298,16 +300,79 @@ def _evaluate(
 ) -> None:
     for start in range(0, len(docs), CHUNK_DOCUMENTS):
         chunk = docs[start : start + CHUNK_DOCUMENTS]
-        requests = [task.requests(doc) for doc in chunk]
-        responses = answer(
-            [r for rs in requests for r in rs], backend, cache, count, spec.generation
+        writer = _ChunkWriter(task, chunk, run, spec.name, task_id, advance)
+        flat = [r for rs in writer.requests for r in rs]
+        before = dict(count)
+        answer(flat, backend, cache, count, spec.generation, on_answered=writer.answered)
+        writer.finish()
+        run.log_progress(
+            {
+                "model": spec.name,
+                "task": task_id,
+                "event": "chunk",
+                "documents": len(chunk),
+                "computed": count.get("computed", 0) - before.get("computed", 0),
+                "cached": count.get("cached", 0) - before.get("cached", 0),
+            }
         )
-        answered, offset = [], 0
-        for doc_requests in requests:
-            answered.append(responses[offset : offset + len(doc_requests)])
-            offset += len(doc_requests)
-        run.append_samples(spec.name, task_id, _score_chunk(task, chunk, answered))
-        advance(len(chunk))
+
+
+class _ChunkWriter:
+    """Saves a chunk's samples as their requests are answered: a document whose requests are
+    all answered is scored and appended at once (tasks scored one document at a time), so a
+    killed run keeps every finished sample; tasks that score in batches (a judge) are scored
+    when the whole chunk is answered, from answers already in the cache."""
+
+    def __init__(self, task: Task, docs: list[Document], run: RunDir, model: str, task_id, advance):
+        self.task, self.docs, self.run, self.model, self.task_id = task, docs, run, model, task_id
+        self.advance = advance
+        self.requests = [task.requests(doc) for doc in docs]
+        self.owner = [i for i, rs in enumerate(self.requests) for _ in rs]
+        self.offsets = [0]
+        for rs in self.requests:
+            self.offsets.append(self.offsets[-1] + len(rs))
+        self.responses: list = [None] * len(self.owner)
+        self.waiting = [len(rs) for rs in self.requests]
+        self.written = [False] * len(docs)
+        self.one_at_a_time = type(task).score_batch is Task.score_batch
+
+    def answered(self, positions: list[int], responses: list, computed: bool) -> None:
+        """Record answers (`computed` now, or from the cache); write the documents they
+        complete; log the event after both are on disk."""
+        ready = []
+        for position, response in zip(positions, responses, strict=True):
+            if self.responses[position] is None:
+                self.responses[position] = response
+                doc = self.owner[position]
+                self.waiting[doc] -= 1
+                if self.waiting[doc] == 0:
+                    ready.append(doc)
+        if self.one_at_a_time and ready:
+            self._write(sorted(ready))
+        self.run.log_progress(
+            {
+                "model": self.model,
+                "task": self.task_id,
+                "event": "computed" if computed else "cached",
+                "requests": len(set(positions)),
+                "documents_written": len(ready) if self.one_at_a_time else 0,
+            }
+        )
+
+    def finish(self) -> None:
+        """Write whatever is not written yet (a batch-scored chunk, documents without
+        requests)."""
+        self._write([i for i, done in enumerate(self.written) if not done])
+
+    def _write(self, indices: list[int]) -> None:
+        if not indices:
+            return
+        docs = [self.docs[i] for i in indices]
+        answered = [self.responses[self.offsets[i] : self.offsets[i + 1]] for i in indices]
+        self.run.append_samples(self.model, self.task_id, _score_chunk(self.task, docs, answered))
+        for i in indices:
+            self.written[i] = True
+        self.advance(len(indices))
 
 
 def _score_chunk(task: Task, docs: list[Document], answered: list[list]) -> list[Sample]:

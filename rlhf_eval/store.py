@@ -183,6 +183,17 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property
+    def progress_path(self) -> Path:
+        return self.path / "progress.jsonl"
+
+    def log_progress(self, event: dict[str, Any]) -> None:
+        """Append one line to progress.jsonl, the run's machine-readable progress (what was
+        answered and saved, and when), for tools that follow a long run."""
+        line = json.dumps({"time": now(), "pid": os.getpid(), **event}) + "\n"
+        with self.progress_path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
+    @property
     def results_path(self) -> Path:
         return self.path / "results.json"
 

@@ -207,7 +207,7 @@ class RecordingBackend:
     def __init__(self):
         self.seen = []
 
-    def generate(self, requests):
+    def generate(self, requests, on_batch=None):
         self.seen.extend(requests)
         return [
             Generation((f"{r.max_new_tokens}/{r.temperature}/{r.stop}",), (1,)) for r in requests

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -91,6 +91,11 @@ class Generation:
     `toxicity`, `true`, `info` columns); tasks use them instead of running their own scorer."""
 
 
+OnBatch = Callable[[dict[int, Loglikelihood | Generation]], None]
+"""Called by a backend as each batch finishes, with {request index: response}: the caller saves
+them then, so a killed run loses at most the batch in flight."""
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """The text up to the earliest stop string (backends stop late; every one cuts here)."""
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
@@ -108,9 +113,13 @@ class ModelBackend(Protocol):
         """A string that changes whenever the backend's answers could change (weights, dtype)."""
         ...
 
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]: ...
+    def loglikelihood(
+        self, requests: list[LoglikelihoodRequest], on_batch: OnBatch | None = None
+    ) -> list[Loglikelihood]: ...
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]: ...
+    def generate(
+        self, requests: list[GenerationRequest], on_batch: OnBatch | None = None
+    ) -> list[Generation]: ...
 
     def close(self) -> None:
         """Free the weights (runs load one model at a time)."""

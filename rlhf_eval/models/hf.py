@@ -20,6 +20,7 @@ from rlhf_eval.models.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    OnBatch,
     cut_at_stop,
 )
 from rlhf_eval.models.identity import weights_fingerprint
@@ -157,7 +158,9 @@ class HFBackend:
     # ---- log-likelihoods ------------------------------------------------------------------
 
     @torch.inference_mode()
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+    def loglikelihood(
+        self, requests: list[LoglikelihoodRequest], on_batch: OnBatch | None = None
+    ) -> list[Loglikelihood]:
         rows = [self._row(i, r) for i, r in enumerate(requests)]
         results: list[Loglikelihood | None] = [None] * len(rows)
         for prefix, group in self._prefix_groups(rows):
@@ -168,6 +171,8 @@ class HFBackend:
                 scored = _halving_on_oom(self, batch, partial(self._score, len(prefix), cache))
                 for row, result in scored:
                     results[row.index] = result
+                if on_batch is not None:
+                    on_batch({row.index: result for row, result in scored})
         return results  # type: ignore[return-value]
 
     def _prefix_groups(
@@ -261,7 +266,9 @@ class HFBackend:
         return self.format_prompt(form.user) + form.prefix, replace(request, stop=stop)
 
     @torch.inference_mode()
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+    def generate(
+        self, requests: list[GenerationRequest], on_batch: OnBatch | None = None
+    ) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
         # Defaults for whatever the caller left unset; then the chat form where it applies.
         formed = [self._in_form(r.with_defaults()) for r in requests]
@@ -274,6 +281,8 @@ class HFBackend:
             )
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
+            if on_batch is not None:
+                on_batch(dict(zip(batch, outputs, strict=True)))
         return results  # type: ignore[return-value]
 
     def _generation_ids(self, prompt: str) -> list[int]:

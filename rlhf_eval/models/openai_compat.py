@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from rlhf_eval.models.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    OnBatch,
     cut_at_stop,
 )
 
@@ -170,16 +171,32 @@ class OpenAICompatBackend:
             )
         return f"{where} Fix: check the request settings against what the server supports."
 
-    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if len(items) <= 1:
-            return [function(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return list(pool.map(function, items))
+    def _map(
+        self, function: Callable[[T], R], items: Sequence[T], on_batch: OnBatch | None = None
+    ) -> list[R]:
+        """function(item) for every item, `max_concurrency` at a time, in item order; each
+        answer goes to `on_batch` (from this thread) as soon as it arrives."""
+        results: list[Any] = [None] * len(items)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(items)))) as pool:
+            futures = {pool.submit(function, item): i for i, item in enumerate(items)}
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    results[i] = future.result()
+                    if on_batch is not None:
+                        on_batch({i: results[i]})
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
 
     # ---- generation ---------------------------------------------------------------------
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        return self._map(self._generate_one, [r.with_defaults() for r in requests])
+    def generate(
+        self, requests: list[GenerationRequest], on_batch: OnBatch | None = None
+    ) -> list[Generation]:
+        return self._map(self._generate_one, [r.with_defaults() for r in requests], on_batch)
 
     def _generate_one(self, request: GenerationRequest) -> Generation:
         texts: list[str] = []
@@ -219,7 +236,9 @@ class OpenAICompatBackend:
 
     # ---- log-likelihoods ----------------------------------------------------------------
 
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+    def loglikelihood(
+        self, requests: list[LoglikelihoodRequest], on_batch: OnBatch | None = None
+    ) -> list[Loglikelihood]:
         for i, request in enumerate(requests):
             if not request.continuation:
                 raise ValueError(f"request {i}: the continuation is empty")
@@ -233,7 +252,7 @@ class OpenAICompatBackend:
             if not self._alignment_checked:
                 self.check_prompt_logprobs()
                 self._alignment_checked = True
-        return self._map(self._score_one, requests)
+        return self._map(self._score_one, requests, on_batch)
 
     def _echo(self, prompt: str) -> EchoedPrompt:
         body = {

@@ -56,6 +56,7 @@ from rlhf_eval.models.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    OnBatch,
     cut_at_stop,
 )
 
@@ -134,7 +135,9 @@ class PrecomputedBackend:
         # The file's hash: two files (or an edited file) never share cached answers or a run.
         return f"precomputed:sha256-{self._hash}:{self.model}"
 
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+    def loglikelihood(
+        self, requests: list[LoglikelihoodRequest], on_batch: OnBatch | None = None
+    ) -> list[Loglikelihood]:
         raise SuiteError(self.refusal("a task of this suite"))
 
     def refusal(self, task: str) -> str:
@@ -147,9 +150,14 @@ class PrecomputedBackend:
             "weights with `backend: hf`, or serve it with `backend: openai`."
         )
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+    def generate(
+        self, requests: list[GenerationRequest], on_batch: OnBatch | None = None
+    ) -> list[Generation]:
         self.check(requests)
-        return [self._generation(r, self._lookup(r)) for r in requests]  # type: ignore[arg-type]
+        answers = [self._generation(r, self._lookup(r)) for r in requests]  # type: ignore[arg-type]
+        if on_batch is not None:
+            on_batch(dict(enumerate(answers)))
+        return answers
 
     def check(self, requests: list[GenerationRequest], what: str = "") -> None:
         """Raise ModelLoadError naming the file, how many requests it cannot answer and the first
