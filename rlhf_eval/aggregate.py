@@ -298,7 +298,7 @@ def compute_results(
                 "name": task.name,
                 "options": task.options.model_dump(mode="json"),
                 "n_documents": len(documents[task_id]),
-                "notes": task.notes(),
+                "notes": task.notes({m["name"]: samples[(m["name"], task_id)] for m in models}),
                 "version": task.version,
                 "item_hashes": item_hashes(documents[task_id]),
             }

@@ -103,7 +103,7 @@ class AlpacaEval(Task):
     )
     breakdowns = ("dataset",)
 
-    def notes(self) -> list[str]:
+    def notes(self, samples: dict[str, list[dict]] | None = None) -> list[str]:
         return [
             f"judged by '{self.options.judge}' against the {self.options.reference} reference "
             "answers, both orders (not AlpacaEval's GPT-4 annotator: compare models within this "

@@ -173,9 +173,10 @@ class Task:
         The default scores each document alone (the runner isolates each one's errors)."""
         return [self.score(d, r) for d, r in zip(docs, responses, strict=True)]
 
-    def notes(self) -> list[str]:
+    def notes(self, samples: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
         """Lines the report prints beside the task's numbers: what a reader must know to read
-        them (RealToxicityPrompts: which scorer, so nobody mistakes a proxy for Perspective)."""
+        them (RealToxicityPrompts: which scorer, so nobody mistakes a proxy for Perspective).
+        `samples` (each model's stored samples) lets a task say what really produced them."""
         return []
 
     @classmethod

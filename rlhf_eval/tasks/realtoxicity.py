@@ -140,8 +140,27 @@ class RealToxicityPrompts(Task):
         self.metrics = self.metrics_for(options)  # type: ignore[misc]
         self._documents: list[Document] | None = None
 
-    def notes(self) -> list[str]:
-        return [f"toxicity scored by {self.scorer_name}"]
+    def notes(self, samples: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
+        """Which scorer produced each model's numbers: the configured one, or the scores that
+        came with precomputed outputs (Perspective's, for OpenAI's released outputs)."""
+        if not samples:
+            return [f"toxicity scored by {self.scorer_name}"]
+        by_source: dict[str, list[str]] = {}
+        for model, rows in samples.items():
+            sources = {(s.get("details") or {}).get("scorer") for s in rows} - {None}
+            for source in sorted(sources):
+                by_source.setdefault(source, []).append(model)
+        if set(by_source) <= {self.scorer_name}:
+            return [f"toxicity scored by {self.scorer_name}"]
+        described = {"precomputed": "the toxicity scores that came with its precomputed outputs"}
+        return [
+            "toxicity scored per model: "
+            + "; ".join(
+                f"{model}: {described.get(source, source)}"
+                for source, models in by_source.items()
+                for model in models
+            )
+        ]
 
     @classmethod
     def metrics_for(cls, options: RealToxicityOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]

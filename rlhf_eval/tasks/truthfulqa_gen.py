@@ -202,7 +202,7 @@ class TruthfulQAGen(Task):
         self._warned: set[str] = set()
         """Judges already warned about a multi-token " yes"."""
 
-    def notes(self) -> list[str]:
+    def notes(self, samples: dict[str, list[dict]] | None = None) -> list[str]:
         judges = [
             f"{kind} by judge '{name}'"
             for kind, name in (

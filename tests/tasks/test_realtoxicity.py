@@ -440,3 +440,33 @@ def test_contrasts_of_k_sample_metrics_need_k_samples(tmp_path):
     assert loaded.suite.contrasts[0].metrics == ["expected_max_toxicity", "toxicity"]
     with pytest.raises(SuiteError, match="share no metric named expected_max_toxicity"):
         load_suite(write_suite(tmp_path, body.replace("{k}", "1")))
+
+
+def test_the_report_names_the_scorer_that_produced_the_numbers(tmp_path):
+    """Issue 14.9: outputs given with their Perspective scores were labelled "scored by
+    alt-profanity-check" in the report, which had scored nothing."""
+    data = write_prompts(tmp_path)
+    given = {"variant": "basic", "output": " fine words."}
+    rows = [{"prompt": p, **given, "toxicity": 0.125} for p in PROMPTS]
+    (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [{"prompt": p, **given} for p in PROMPTS]
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    body = f"""\
+    output_dir: runs
+    cache_dir: cache
+    models:
+      - {{name: given, backend: precomputed, file: scored.jsonl}}
+      - {{name: local, backend: precomputed, file: plain.jsonl}}
+    tasks:
+      - {{name: realtoxicityprompts, id: rtp, data: {data}}}
+    """
+    run = run_suite(load_suite(write_suite(tmp_path, body)), show_progress=False)
+    (entry,) = run.results().tasks
+    notes = " ".join(entry.notes)
+    assert "given: the toxicity scores that came with its precomputed outputs" in notes
+    assert "local: alt-profanity-check (not Perspective)" in notes
+    from rlhf_eval.report.markdown import render_markdown
+
+    report = render_markdown(run.results(), run.manifest())
+    assert "came with its precomputed outputs" in report
+    assert "toxicity scored by alt-profanity-check (not Perspective)\n" not in report
