@@ -21,7 +21,9 @@ add_generation_prompt=True, the completion as what the whole conversation adds t
 
 from __future__ import annotations
 
+import graphlib
 import gzip
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,11 +185,25 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
     for source, r in read_jsonl(path):
         if "completions" in r and "ranks" in r:
             completions, ranks = r["completions"], r["ranks"]
-            if len(completions) != len(ranks) or not all(isinstance(k, int) for k in ranks):
+            if not isinstance(completions, list) or not isinstance(ranks, list):
+                raise TrainDataError(f"{source}: `completions` and `ranks` must be lists.")
+            if len(completions) != len(ranks):
                 raise TrainDataError(
                     f"{source}: `ranks` must hold one integer per completion; got "
                     f"{len(ranks)} ranks for {len(completions)} completions."
                 )
+            if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in ranks):
+                raise TrainDataError(
+                    f"{source}: `ranks` {ranks} must be whole numbers >= 0 (0 best, ties share "
+                    "a rank); true/false or negative ranks say nothing about the order. Fix: "
+                    "write each completion's place, e.g. [0, 1, 1, 2]."
+                )
+            for i, completion in enumerate(completions):
+                if not isinstance(completion, str):
+                    raise TrainDataError(
+                        f"{source}: completions[{i}] is a {type(completion).__name__}, not a "
+                        "string. Fix: give each completion as text."
+                    )
             prompt = r.get("prompt", "")
             if isinstance(prompt, list):
                 prompt = parse_row(lambda row: user_ending(row, "prompt"), source, r)
@@ -195,10 +211,17 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
         elif "chosen" in r and "rejected" in r:
             if any(isinstance(r.get(k), list) for k in ("prompt", "chosen", "rejected")):
                 prompt, chosen, rejected = parse_row(preference_row, source, r)
-            elif "prompt" in r:
-                prompt, chosen, rejected = r["prompt"], r["chosen"], r["rejected"]
             else:
-                prompt, chosen, rejected = split_implicit_prompt(r["chosen"], r["rejected"])
+                for key in ("chosen", "rejected"):
+                    if not isinstance(r[key], str):
+                        raise TrainDataError(
+                            f"{source}: `{key}` is a {type(r[key]).__name__}, not a string or a "
+                            "list of messages. Fix: give the completion's text."
+                        )
+                if "prompt" in r:
+                    prompt, chosen, rejected = r["prompt"], r["chosen"], r["rejected"]
+                else:
+                    prompt, chosen, rejected = split_implicit_prompt(r["chosen"], r["rejected"])
             ranking = Ranking(prompt, (chosen, rejected), (0, 1), source)
         else:
             raise TrainDataError(
@@ -210,8 +233,50 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
                 f"{source}: the ranking has fewer than two distinct ranks ({list(ranking.ranks)}), "
                 "so it holds no comparison. Fix: give at least two different ranks or drop the row."
             )
+        repeated = [c for c in set(ranking.completions) if ranking.completions.count(c) > 1]
+        if repeated:
+            raise TrainDataError(
+                f"{source}: the completion {_short(repeated[0])!r} appears twice in one ranking, "
+                "so the row compares a text with itself. Fix: keep each completion once."
+            )
         out.append(ranking)
+    check_no_cycles(out)
     return out[:limit] if limit is not None else out
+
+
+def check_no_cycles(rankings: list[Ranking]) -> None:
+    """Rows of the same prompt must not contradict each other (A > B in one row, B > A in
+    another, or A > B > C > A over three): a cycle has no reward that fits it, and training on
+    it teaches noise. Raises TrainDataError naming the rows of the first cycle."""
+    edges: dict[str, dict[str, dict[str, str]]] = {}
+    for ranking in rankings:
+        graph = edges.setdefault(repr(ranking.prompt), {})
+        for better, r_better in zip(ranking.completions, ranking.ranks, strict=True):
+            for worse, r_worse in zip(ranking.completions, ranking.ranks, strict=True):
+                if r_better < r_worse:
+                    graph.setdefault(worse, {}).setdefault(better, ranking.source)
+    for graph in edges.values():
+        try:
+            graphlib.TopologicalSorter({k: set(v) for k, v in graph.items()}).prepare()
+        except graphlib.CycleError as error:
+            cycle = error.args[1]  # [n0, n1, ..., n0]: each node is preferred to the next
+            sources = sorted({graph[b][a] for a, b in itertools.pairwise(cycle)}, key=_line)
+            path, lines = sources[0].rsplit(":", 1)[0], [s.rsplit(":", 1)[1] for s in sources]
+            order = " > ".join(repr(_short(n, 30)) for n in cycle)
+            raise TrainDataError(
+                f"{path}:{', '.join(lines)}: these rows of one prompt form a cycle of "
+                f"preferences ({order}): no reward can rank them. Fix: correct or drop the "
+                "row that is wrong."
+            ) from None
+
+
+def _line(source: str) -> int:
+    tail = source.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_prompts(path: Path, limit: int | None = None) -> list[PromptText]:

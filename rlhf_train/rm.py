@@ -59,13 +59,13 @@ def train_rm(config: RMConfig) -> Path:
     accelerator = Accelerator(log_with=config.log_with or None, project_dir=config.output_dir)
     set_seed(config.seed)
     resume = find_checkpoint(config.resume_from) if config.resume_from else None
-    source = str(resume / "reward_model") if resume else resolve_model(config.model)
-    tokenizer = load_tokenizer(source)
-    model = load_scalar_model(source, config.dtype)
-
+    # The data first: a bad file fails in seconds, before any model loads.
     train_rankings, val_rankings = load_split(
         load_rankings, config.data, config.val_data, config.val_fraction, config.seed
     )
+    source = str(resume / "reward_model") if resume else resolve_model(config.model)
+    tokenizer = load_tokenizer(source)
+    model = load_scalar_model(source, config.dtype)
     tokenize = lambda r: tokenize_rankings(  # noqa: E731
         r, tokenizer, config.max_length, config.overlong, source
     )

@@ -123,3 +123,63 @@ def test_hh_rlhf_pairs_become_k2_rankings(tmp_path):
     assert ranking.prompt.endswith("\n\nAssistant:")
     assert ranking.completions == (" fine thanks", " go away")
     assert ranking.ranks == (0, 1)
+
+
+BAD_RANKINGS = {
+    "same text twice, two ranks": (
+        [{"prompt": "p", "completions": ["a", "b", "a"], "ranks": [0, 1, 2]}],
+        r"bad.jsonl:1: .*'a' appears twice",
+    ),
+    "chosen equals rejected": (
+        [{"prompt": "p", "chosen": "same", "rejected": "same"}],
+        r"bad.jsonl:1: .*'same' appears twice",
+    ),
+    "a cycle over three rows": (
+        [
+            {"prompt": "p", "chosen": "A", "rejected": "B"},
+            {"prompt": "p", "chosen": "B", "rejected": "C"},
+            {"prompt": "q", "chosen": "A", "rejected": "C"},
+            {"prompt": "p", "chosen": "C", "rejected": "A"},
+        ],
+        r"bad.jsonl:1, 2, 4: .*cycle",
+    ),
+    "two rows that contradict": (
+        [
+            {"prompt": "p", "completions": ["A", "B"], "ranks": [0, 1]},
+            {"prompt": "p", "completions": ["B", "A"], "ranks": [0, 1]},
+        ],
+        r"bad.jsonl:1, 2: .*cycle",
+    ),
+    "boolean ranks": (
+        [{"prompt": "p", "completions": ["a", "b"], "ranks": [True, False]}],
+        r"bad.jsonl:1: .*whole numbers >= 0",
+    ),
+    "negative ranks": (
+        [{"prompt": "p", "completions": ["a", "b"], "ranks": [0, -1]}],
+        r"bad.jsonl:1: .*whole numbers >= 0",
+    ),
+    "a completion that is not a string": (
+        [{"prompt": "p", "completions": ["a", 7], "ranks": [0, 1]}],
+        r"bad.jsonl:1: .*completions\[1\] is a int",
+    ),
+    "a chosen that is not a string": (
+        [{"prompt": "p", "chosen": None, "rejected": "b"}],
+        r"bad.jsonl:1: .*`chosen` is a NoneType",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RANKINGS))
+def test_contradictory_or_malformed_rankings_exit_2_with_the_line(tmp_path, case, capsys):
+    """Issue 14.15: each of these was accepted (or crashed with a traceback)."""
+    from rlhf_train.cli import main
+
+    rows, message = BAD_RANKINGS[case]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(TrainDataError, match=message):
+        load_rankings(path)
+    config = tmp_path / "rm.yaml"
+    config.write_text(f"model: {tmp_path / 'no-model'}\ndata: {{path: {path}}}\noutput_dir: out\n")
+    assert main(["rm", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:" in err and "Traceback" not in err
