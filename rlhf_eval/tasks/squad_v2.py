@@ -4,7 +4,7 @@ EM/F1 that credit a correct abstention, and the HasAns/NoAns split."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.squad import normalize_answer, squad_score
@@ -23,16 +23,31 @@ def render_item(title: str, background: str, dialogue: str) -> str:
     return f"Title: {title}\nBackground: {background}\n\n{dialogue}"
 
 
-def as_squad_answer(text: str) -> str:
-    """The abstention (with or without its period, any case) is SQuAD's empty answer."""
+def as_squad_answer(text: str, rule: AbstentionRule = "normalized") -> str:
+    """The abstention is SQuAD's empty answer. `normalized`: any text that normalises to it
+    (with or without its period, any case); `exact`: only the paper's exact string
+    "Not in background." (leading and trailing spaces aside), as OpenAI's evaluation counts it."""
+    if rule == "exact":
+        return "" if text.strip() == NO_ANSWER else text
     return "" if normalize_answer(text) == normalize_answer(NO_ANSWER) else text
+
+
+AbstentionRule = Literal["normalized", "exact"]
+
+
+class SquadV2Options(GenerationOptions):
+    abstention: AbstentionRule = "normalized"
+    """Which answers count as abstaining: `normalized` (any text normalising to "not in
+    background") or `exact` (only "Not in background.", the InstructGPT evaluation's rule).
+    The report says which ran."""
 
 
 @register_task
 class SquadV2(InstructedGeneration):
     name = "squad_v2"
     description = "SQuAD v2 (InstructGPT prompt): F1/EM crediting abstentions, HasAns/NoAns split."
-    Options = GenerationOptions
+    Options = SquadV2Options
+    options: SquadV2Options
     instruction = INSTRUCTION
     hub = ("rajpurkar/squad_v2", None, "validation")
     metrics = (
@@ -58,9 +73,17 @@ class SquadV2(InstructedGeneration):
     def cluster(self, row: dict[str, Any]) -> str:
         return row["background"]
 
+    def notes(self, samples: dict[str, list[dict]] | None = None) -> list[str]:
+        if self.options.abstention == "exact":
+            return ['abstention counted only for the exact answer "Not in background." (the paper)']
+        return [
+            'abstention counted for any answer that normalises to "not in background" (lenient; '
+            "`abstention: exact` is the paper's rule)"
+        ]
+
     def score_text(self, doc: Document, text: str) -> Sample:
         golds = [as_squad_answer(a) for a in doc.data["answers"]]
-        predicted = as_squad_answer(text)
+        predicted = as_squad_answer(text, self.options.abstention)
         em, f1 = squad_score(predicted, golds)
         answerable = any(normalize_answer(g) for g in golds)
         return Sample(

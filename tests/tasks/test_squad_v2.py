@@ -69,3 +69,15 @@ def test_few_shot_exemplars_answer_after_the_cue():
     prompt = task.prompt(doc)
     expected_answer = shot.data["answers"][0]
     assert f"{shot.data['dialogue']} {expected_answer}\n\nTitle: Bakery" in prompt
+
+
+def test_the_papers_exact_abstention_rule_is_an_option_and_named():
+    """Issue 14.16: OpenAI's evaluation counts only the exact "Not in background."."""
+    exact = make_task("squad_v2", "squad.jsonl", abstention="exact")
+    unanswerable = exact.documents()[1]
+    assert exact.score(unanswerable, generated("Not in background.")).metrics["squad_em"] == 1.0
+    assert exact.score(unanswerable, generated(" Not in background.")).metrics["squad_em"] == 1.0
+    for text in ("not in background", "Not in background", "NOT IN BACKGROUND."):
+        assert exact.score(unanswerable, generated(text)).metrics["squad_noans_f1"] == 0.0
+    assert "exact answer" in exact.notes()[0]
+    assert "lenient" in make_task("squad_v2", "squad.jsonl").notes()[0]
