@@ -68,16 +68,35 @@ def estimate_metric(
     settings: StatsSettings,
     seed: int,
 ) -> stats.Estimate:
-    if spec.kind == "proportion" and clusters is None:
-        return stats.proportion(values, confidence=settings.confidence)
+    """One metric's interval by its kind (docs/statistics.md): a proportion gets Wilson
+    (Clopper-Pearson for small counts; a design effect where items share a cluster), a mean the
+    studentised bootstrap (the expanded percentile with clusters), or BCa when asked for."""
+    if spec.kind == "proportion" and _zero_to_one(values):
+        return stats.proportion(values, confidence=settings.confidence, clusters=clusters)
     return stats.bootstrap_mean(
         values,
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
-        method=settings.bootstrap_method,
+        method=mean_method(settings),
         clusters=clusters,
     )
+
+
+def mean_method(settings: StatsSettings) -> stats.MeanMethod:
+    """`bootstrap_method: bca` asks for BCa; the default, "percentile", stands for the harness's
+    own choice ("auto": studentised, expanded percentile with clusters), since the plain
+    percentile interval under-covers at the sample sizes users run."""
+    return "bca" if settings.bootstrap_method == "bca" else "auto"
+
+
+def _zero_to_one(values: list[float] | np.ndarray) -> bool:
+    x = np.asarray(values, dtype=float)
+    return bool(np.all((x >= 0) & (x <= 1)))
+
+
+def _zero_one(values: np.ndarray) -> bool:
+    return bool(np.all((values == 0) | (values == 1)))
 
 
 def corpus_table(spec: MetricSpec, samples: list[dict]) -> np.ndarray:
@@ -103,8 +122,8 @@ def summed_statistic(
 def estimate_corpus(
     spec: MetricSpec, samples: list[dict], settings: StatsSettings, seed: int
 ) -> stats.Estimate:
-    """A corpus metric on the valid samples, with a percentile bootstrap over samples (whole
-    clusters where samples share one)."""
+    """A corpus metric on the valid samples, with an expanded percentile bootstrap over samples
+    (whole clusters where samples share one, within strata where the metric has them)."""
     assert spec.corpus is not None
     kept = list(valid_samples(samples, spec.name).values())
     groups = [s.get("cluster") or s["doc_id"] for s in kept]
@@ -131,18 +150,28 @@ def paired_test(
     clusters: dict[str, str],
     settings: StatsSettings,
     seed: int,
+    binary: bool = False,
 ) -> stats.PairedTest:
     """Candidate minus baseline on the documents both scored, clustered where docs share one,
-    with the bootstrap p-value of no difference."""
+    with the p-value of no difference from the same method as the interval.
+
+    `binary` (a proportion metric) with every score 0 or 1 takes Tango's score interval for
+    paired proportions: a bootstrap of 0/1 differences sees only the discordant pairs and
+    collapses when they are few. Other scores take the paired bootstrap (mean_method)."""
     shared = sorted(candidate.keys() & baseline.keys())
-    groups = [clusters.get(d, d) for d in shared]
+    groups = shared_clusters([clusters.get(d, d) for d in shared])
+    a = np.array([candidate[d] for d in shared], dtype=float)
+    b = np.array([baseline[d] for d in shared], dtype=float)
+    if binary and _zero_one(a) and _zero_one(b):
+        return stats.paired_proportion_test(a, b, settings.confidence, groups)
     return stats.paired_bootstrap_test(
-        np.array([candidate[d] for d in shared]),
-        np.array([baseline[d] for d in shared]),
+        a,
+        b,
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
-        clusters=shared_clusters(groups),
+        clusters=groups,
+        method=mean_method(settings),
     )
 
 
@@ -154,11 +183,13 @@ def compare_metric(
     seed: int,
 ) -> stats.PairedTest:
     """One metric of one task, candidate minus baseline, paired by doc id on the docs both
-    scored. A corpus metric is recomputed on the same resampled docs for both models."""
+    scored: Tango's interval for a 0/1 proportion, the paired bootstrap for a mean. A corpus
+    metric is recomputed on the same resampled docs for both models."""
     if spec.corpus is None:
         a, clusters = metric_values(candidate, spec.name)
         b, other = metric_values(baseline, spec.name)
-        return paired_test(a, b, {**other, **clusters}, settings, seed)
+        binary = spec.kind == "proportion"
+        return paired_test(a, b, {**other, **clusters}, settings, seed, binary)
     a, b = valid_samples(candidate, spec.name), valid_samples(baseline, spec.name)
     shared = sorted(a.keys() & b.keys())
     groups = [a[d].get("cluster") or d for d in shared]

@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2 added corpus metrics, comparisons against `role: reference` and their p-values; 3 added
 subgroups (per category) and contrasts between task entries; 4 added the task entries skipped
-because their hub data was out of reach. Every addition has a default, so older files still
-load."""
+because their hub data was out of reach; 5 added each estimate's `warning` (why its interval
+cannot be trusted to hold its level; None when it can). Every addition has a default, so older
+files still load."""
 
 
 class _Closed(BaseModel):
@@ -26,6 +27,9 @@ class EstimateRecord(_Closed):
     n: int
     method: str
     confidence: float = 0.95
+    warning: str | None = None
+    """Why the interval may cover less than `confidence` (e.g. "only 3 of 200 items differ
+    between the models"), from the rules of rlhf_eval.intervals.trust; None when it holds."""
 
 
 class MetricResult(_Closed):
@@ -63,7 +67,8 @@ class ComparisonResult(_Closed):
     baseline_point: float | None = None
     against: Literal["baseline", "reference"] = "baseline"
     p_value: float | None = None
-    """Two-sided bootstrap p-value of delta = 0, from the resamples that gave the interval."""
+    """Two-sided p-value of delta = 0, from the method that gave the interval (the bootstrap's
+    resamples, or Tango's score test for 0/1 metrics)."""
     p_holm: float | None = None
     """Holm-adjusted p-value across the headline metrics of the suite's tasks for this pair of
     models; None for metrics outside that family."""

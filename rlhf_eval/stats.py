@@ -1,25 +1,65 @@
-"""Point estimates with confidence intervals (Wilson; bootstrap: BCa, clustered, stratified,
-paired), bootstrap p-values and Holm's correction."""
+"""Point estimates with confidence intervals, and tests that agree with them: one proportion
+(Wilson, Clopper-Pearson for small counts), paired proportions (Tango's score interval), means
+and corpus statistics (bootstrap: expanded percentile, BCa, studentised; or a t interval),
+p-values from the same method as each interval, and Holm's correction.
+
+Every Estimate names its method; where our coverage simulations (docs/statistics.md) found that
+no method holds its level, it carries a warning saying why instead of posing as a sure interval.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import t as student_t
 
-# Elements per chunk of resampled indices. Each element costs an int32 index plus the float64 it
-# gathers, so a chunk holds ~24 MB; chunks this size stay cache-friendly and measured faster than
-# larger ones, while memory stays bounded whatever the iteration count.
-_CHUNK_ELEMENTS = 2**21
+from rlhf_eval.intervals import bootstrap as intervals
+from rlhf_eval.intervals import trust
+from rlhf_eval.intervals.binomial import (
+    clopper_pearson_bounds,
+    design_effect,
+    effective_divisor,
+    proportion_bounds,
+    wilson_bounds,
+)
+from rlhf_eval.intervals.paired_binary import mcnemar_p_value, paired_design_effect, tango_bounds
+from rlhf_eval.intervals.resampling import (
+    Statistic,
+    call_statistic,
+    can_resample,
+    cluster_codes,
+    drop_missing,
+    group_strata,
+    mean_replicates,
+    statistic_replicates,
+    studentized_replicates,
+    unit_counts,
+)
+
+MeanMethod = Literal["auto", "percentile", "expanded", "bca", "studentized", "t"]
+"""How an interval for a mean is made. "auto", the default, is the studentised bootstrap for
+independent items and the expanded percentile for clusters: the pair that held coverage best in
+docs/statistics.md. The others: the plain percentile bootstrap (kept for comparison; it
+under-covers at small n), Hesterberg's expanded percentile, BCa, the studentised bootstrap
+(unclustered data only), or a t interval (cluster-robust with clusters)."""
+StatisticMethod = Literal["percentile", "expanded"]
+
+_LABELS = {
+    "percentile": "percentile bootstrap",
+    "expanded": "expanded percentile bootstrap",
+    "bca": "BCa bootstrap",
+    "studentized": "studentized bootstrap",
+}
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with its confidence interval; None where it cannot be estimated."""
+    """A point estimate with its confidence interval; None where it cannot be estimated.
+    `warning` says why the interval cannot be trusted to hold its level (None when it can)."""
 
     point: float | None
     lo: float | None
@@ -27,41 +67,86 @@ class Estimate:
     n: int
     method: str
     confidence: float = 0.95
+    warning: str | None = None
 
     def to_dict(self) -> dict:
         """The fields as a dict, matching `rlhf_eval.results.EstimateRecord`."""
         return asdict(self)
 
 
-def wilson(successes: float, n: int, confidence: float = 0.95) -> Estimate:
-    """Wilson score interval for a binomial proportion (Wilson 1927, JASA 22:209).
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired difference with its interval, and the two-sided p-value of delta = 0 from the
+    same method (it is below 1 - confidence exactly when the interval excludes 0, up to Monte
+    Carlo noise); None where there is no interval."""
 
-    With p = successes / n and z the two-sided normal quantile:
-    center = (p + z²/2n) / (1 + z²/n), half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
-    `successes` may be fractional (e.g. ties counted as half a win). n == 0 gives None throughout.
-    """
-    _check_confidence(confidence)
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"wilson needs 0 <= successes <= n, got successes={successes}, n={n}")
+    delta: Estimate
+    p_value: float | None
+
+
+# --- one proportion -------------------------------------------------------------------------------
+
+
+def wilson(successes: float, n: int, confidence: float = 0.95) -> Estimate:
+    """Wilson score interval for a binomial proportion (see intervals.binomial.wilson_bounds).
+    `successes` may be fractional (e.g. ties counted as half a win). n == 0 gives None."""
+    _check_counts(successes, n, confidence)
     if n == 0:
         return Estimate(None, None, None, 0, "wilson", confidence)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    denominator = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At p = 0 (p = 1) the bound is exactly 0 (1) in exact arithmetic; floats miss it by an ulp.
-    lo = 0.0 if successes == 0 else center - half
-    hi = 1.0 if successes == n else center + half
-    return Estimate(p, lo, hi, n, "wilson", confidence)
+    lo, hi = wilson_bounds(successes, n, confidence)
+    return Estimate(successes / n, lo, hi, n, "wilson", confidence)
 
 
-def proportion(values: Sequence[float | None], confidence: float = 0.95) -> Estimate:
-    """Mean of 0/1 outcomes with a Wilson interval; NaN/None are failed samples and are dropped."""
-    x = _finite(values)
+def clopper_pearson(successes: float, n: int, confidence: float = 0.95) -> Estimate:
+    """Clopper-Pearson exact interval: coverage at least `confidence` for every p."""
+    _check_counts(successes, n, confidence)
+    if n == 0:
+        return Estimate(None, None, None, 0, "Clopper-Pearson", confidence)
+    lo, hi = clopper_pearson_bounds(successes, n, confidence)
+    return Estimate(successes / n, lo, hi, n, "Clopper-Pearson", confidence)
+
+
+def proportion(
+    values: Sequence[float | None],
+    confidence: float = 0.95,
+    clusters: Sequence[Hashable] | None = None,
+) -> Estimate:
+    """Mean of 0/1 outcomes: Wilson, or Clopper-Pearson with fewer than 5 successes or failures
+    (where Wilson's coverage dips to 84%). NaN/None are failed samples and are dropped.
+
+    With `clusters` (items sharing a passage) the interval is the same rule applied to the
+    effective sample n / deff, deff the design effect (intervals.binomial.design_effect): a
+    cluster bootstrap of 0/1 data collapses to [0, 0] when no item succeeds, this does not."""
+    _check_confidence(confidence)
+    x, groups = drop_missing(values, clusters)
     if np.any((x < 0) | (x > 1)):
         raise ValueError("proportion needs values in [0, 1]; use bootstrap_mean for other scores")
-    return wilson(float(x.sum()), len(x), confidence)
+    n, successes = len(x), float(x.sum())
+    if n == 0:
+        return Estimate(None, None, None, 0, "wilson", confidence)
+    if groups is None:
+        lo, hi, name = proportion_bounds(successes, n, confidence)
+        return Estimate(successes / n, lo, hi, n, _proportion_label(name, successes, n), confidence)
+    clusters_n = int(groups.max()) + 1
+    deff = design_effect(x, groups)
+    divisor = effective_divisor(deff, clusters_n, confidence)
+    lo, hi, name = proportion_bounds(successes / divisor, n / divisor, confidence)
+    method = (
+        f"{_proportion_label(name, successes / divisor, n / divisor)}, clustered by "
+        f"{clusters_n} groups (design effect {deff:.2f}, effective n {n / divisor:.1f})"
+    )
+    warning = trust.clustered_proportion_warning(clusters_n)
+    return Estimate(successes / n, lo, hi, n, method, confidence, warning)
+
+
+def _proportion_label(name: str, successes: float, n: float) -> str:
+    if name == "Wilson":
+        return "wilson"
+    side = "successes" if successes <= n - successes else "failures"
+    return f"Clopper-Pearson (fewer than 5 {side})"
+
+
+# --- means ----------------------------------------------------------------------------------------
 
 
 def bootstrap_mean(
@@ -69,45 +154,122 @@ def bootstrap_mean(
     confidence: float = 0.95,
     iterations: int = 10_000,
     seed: int = 0,
-    method: Literal["percentile", "bca"] = "percentile",
+    method: MeanMethod = "auto",
     clusters: Sequence[Hashable] | None = None,
 ) -> Estimate:
-    """Mean with a percentile or BCa bootstrap interval (Efron & Tibshirani 1993, ch. 13-14).
+    """Mean with a bootstrap (or t) interval; see MeanMethod and docs/statistics.md.
 
     NaN/None values are failed samples: they are dropped, never scored as zero. With `clusters`
-    (one id per value) whole clusters are resampled and the estimator of each resample is the mean
-    over all items it contains, sum(cluster sums) / sum(cluster sizes); the point estimate is the
-    plain item mean. BCa then takes its acceleration from a leave-one-cluster-out jackknife.
-    Identical values give the degenerate interval [v, v]; fewer than two clusters give no interval.
+    (one id per value) whole clusters are resampled and the estimator of each resample is the
+    mean over all items it contains, sum(cluster sums) / sum(cluster sizes); the point estimate
+    is the plain item mean. BCa takes its acceleration from a leave-one-cluster-out jackknife,
+    the expanded percentile its expansion from the number of clusters. Identical values give
+    the degenerate interval [v, v]; fewer than two clusters give no interval.
     """
+    return _mean_test(values, clusters, confidence, iterations, seed, method, "").delta
+
+
+def _mean_test(
+    values: Sequence[float | None],
+    clusters: Sequence[Hashable] | None,
+    confidence: float,
+    iterations: int,
+    seed: int,
+    method: MeanMethod,
+    prefix: str,
+) -> PairedTest:
+    """The interval of a mean and the p-value of mean = 0 by the same method."""
     _check_confidence(confidence)
     _check_iterations(iterations)
-    if method not in ("percentile", "bca"):
-        raise ValueError(f"bootstrap method must be 'percentile' or 'bca', got {method!r}")
-    x, groups = _drop_missing(values, clusters)
-    label = "percentile" if method == "percentile" else "BCa"
-    description = _describe(f"{label} bootstrap", iterations, groups)
+    if method not in (*_LABELS, "t", "auto"):
+        raise ValueError(
+            "method must be 'auto', 'percentile', 'expanded', 'bca', 'studentized' or 't', "
+            f"got {method!r}"
+        )
+    x, groups = drop_missing(values, clusters)
+    automatic = method == "auto"
+    if automatic:
+        method = "studentized" if groups is None else "expanded"
+    if method == "studentized" and groups is not None:
+        raise ValueError("the studentized bootstrap takes unclustered values; use 'expanded'")
+    description = prefix + _describe(method, iterations, groups)
     if len(x) == 0:
-        return Estimate(None, None, None, 0, description, confidence)
+        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
+    warning = trust.mean_warning(x, groups, paired=bool(prefix))
     if np.all(x == x[0]):
+        # Every resample gives the same mean: no need to draw them.
         v = float(x[0])
-        return Estimate(v, v, v, len(x), description, confidence)
+        p = 1.0 if v == 0 else 2 / (iterations + 1)
+        return PairedTest(Estimate(v, v, v, len(x), description, confidence, warning), p)
     point = float(x.mean())
     if groups is not None and groups.max() == 0:
-        return Estimate(point, None, None, len(x), description, confidence)
-
-    replicates = _mean_replicates(x, groups, iterations, seed)
-    if method == "percentile":
-        lo, hi = _percentile_interval(replicates, confidence)
+        return PairedTest(Estimate(point, None, None, len(x), description, confidence), None)
+    units = len(x) if groups is None else int(groups.max()) + 1
+    if method == "t":
+        lo, hi, p = _t_interval(x, groups, confidence)
+    elif method == "studentized":
+        means, errors = studentized_replicates(x, iterations, seed)
+        se = float(x.std(ddof=1) / math.sqrt(len(x)))
+        t_star = intervals.t_statistics(means, errors, point)
+        lo, hi = intervals.studentized_bounds(point, se, t_star, confidence)
+        p = intervals.studentized_p_value(point, se, t_star)
+        if automatic and not (math.isfinite(lo) and math.isfinite(hi)):
+            # Resamples of one repeated value (se* = 0) beyond the tail: a handful of distinct
+            # values. The expanded percentile reads the same draws' means instead.
+            expansion, df = intervals.design_expansion(np.array([units]))
+            lo, hi = intervals.expanded_bounds(means, confidence, expansion, df)
+            p = intervals.expanded_p_value(means, expansion, df)
+            description = prefix + _describe("expanded", iterations, None)
+            warning = warning or (
+                f"too few distinct values (n = {len(x)}) for the studentized bootstrap; the "
+                "expanded percentile shown may cover less than its level"
+            )
     else:
-        if groups is None:
-            jackknife = (x.sum() - x) / (len(x) - 1)
+        replicates = mean_replicates(x, groups, iterations, seed)
+        if method == "percentile":
+            lo, hi = intervals.percentile_bounds(replicates, confidence)
+            p = intervals.percentile_p_value(replicates)
+        elif method == "expanded":
+            expansion, df = intervals.design_expansion(np.array([units]))
+            lo, hi = intervals.expanded_bounds(replicates, confidence, expansion, df)
+            p = intervals.expanded_p_value(replicates, expansion, df)
         else:
-            sums = np.bincount(groups, weights=x)
-            sizes = np.bincount(groups).astype(float)
-            jackknife = (sums.sum() - sums) / (sizes.sum() - sizes)
-        lo, hi = _bca_interval(replicates, point, jackknife, confidence)
-    return Estimate(point, lo, hi, len(x), description, confidence)
+            jackknife = _jackknife_means(x, groups)
+            lo, hi = intervals.bca_bounds(replicates, point, jackknife, confidence)
+            p = intervals.bca_p_value(replicates, point, jackknife)
+    lo_, hi_ = (None if not math.isfinite(lo) else lo), (None if not math.isfinite(hi) else hi)
+    if lo_ is None or hi_ is None:
+        warning = warning or "the studentized bootstrap gave an unbounded interval"
+    estimate = Estimate(point, lo_, hi_, len(x), description, confidence, warning)
+    return PairedTest(estimate, p)
+
+
+def _t_interval(
+    x: np.ndarray, groups: np.ndarray | None, confidence: float
+) -> tuple[float, float, float]:
+    """mean ± t_{df} se with se = sd/sqrt(n), df = n - 1; with clusters the cluster-robust
+    se sqrt(G/(G-1) Σ_g (S_g - n_g x̄)²) / n, df = G - 1. Returns (lo, hi, p of mean = 0)."""
+    point = float(x.mean())
+    if groups is None:
+        se, df = float(x.std(ddof=1) / math.sqrt(len(x))), len(x) - 1
+    else:
+        residual = np.bincount(groups, weights=x) - np.bincount(groups) * point
+        g = len(residual)
+        se, df = math.sqrt(g / (g - 1) * float(np.sum(residual**2))) / len(x), g - 1
+    q = float(student_t.ppf((1 + confidence) / 2, df))
+    p = 1.0 if se == 0 else float(min(1.0, 2 * student_t.sf(abs(point) / se, df)))
+    return point - q * se, point + q * se, p
+
+
+def _jackknife_means(x: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    if groups is None:
+        return (x.sum() - x) / (len(x) - 1)
+    sums = np.bincount(groups, weights=x)
+    sizes = np.bincount(groups).astype(float)
+    return (sums.sum() - sums) / (sizes.sum() - sizes)
+
+
+# --- corpus statistics ----------------------------------------------------------------------------
 
 
 def bootstrap_statistic(
@@ -118,8 +280,9 @@ def bootstrap_statistic(
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
     strata: Sequence[Hashable] | None = None,
+    method: StatisticMethod = "expanded",
 ) -> Estimate:
-    """Percentile bootstrap interval for a corpus-level statistic such as BLEU or a ratio of sums.
+    """Bootstrap interval for a corpus-level statistic such as BLEU or a ratio of sums.
 
     `statistic(indices)` takes an int array of shape (B, k), one resample of item indices per row,
     and returns shape (B,); the point estimate is `statistic(np.arange(n)[None])[0]`. With
@@ -132,23 +295,59 @@ def bootstrap_statistic(
     one stratum) are drawn with replacement from that stratum alone, so every replicate keeps
     each stratum's size. That is the design of a benchmark with fixed subtask sizes, and what a
     macro average over subtasks needs (no replicate loses a subtask). No stratum with two items
-    (clusters) to draw from gives no interval.
+    (clusters) to draw from gives no interval. The expanded percentile takes its expansion from
+    the units per stratum (intervals.bootstrap.design_expansion).
     """
+    return _statistic_test(
+        statistic, n, confidence, iterations, seed, clusters, strata, method, None
+    ).delta
+
+
+def _statistic_test(
+    statistic: Statistic,
+    n: int,
+    confidence: float,
+    iterations: int,
+    seed: int,
+    clusters: Sequence[Hashable] | None,
+    strata: Sequence[Hashable] | None,
+    method: StatisticMethod,
+    paired_difference: Statistic | None,
+) -> PairedTest:
     _check_confidence(confidence)
     _check_iterations(iterations)
-    groups = None if clusters is None else _cluster_codes(clusters, n)
-    layers = None if strata is None else _group_strata(strata, groups, n)
-    description = _describe("percentile bootstrap", iterations, groups, layers)
+    if method not in ("percentile", "expanded"):
+        raise ValueError(f"a statistic's method must be 'percentile' or 'expanded', got {method!r}")
+    groups = None if clusters is None else cluster_codes(clusters, n)
+    layers = None if strata is None else group_strata(strata, groups, n)
+    prefix = "" if paired_difference is None else "paired "
+    description = prefix + _describe(method, iterations, groups, layers)
     if n == 0:
-        return Estimate(None, None, None, 0, description, confidence)
-    point = float(_call(statistic, np.arange(n)[None])[0])
-    if not _can_resample(groups, layers):
-        return Estimate(point, None, None, n, description, confidence)
+        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
+    point = float(call_statistic(statistic, np.arange(n)[None])[0])
+    if not can_resample(groups, layers):
+        return PairedTest(Estimate(point, None, None, n, description, confidence), None)
+    units, per_stratum = unit_counts(n, groups, layers)
+    differing = None
+    if paired_difference is not None:
+        # Each item alone: where the two models' statistics agree, its difference is 0.
+        differing = int(np.count_nonzero(call_statistic(statistic, np.arange(n)[:, None])))
+    warning = trust.statistic_warning(n, units, per_stratum, differing, groups is not None)
+    replicates = statistic_replicates(statistic, n, groups, iterations, seed, layers)
+    if np.all(replicates == point):
+        lo = hi = point
+        p = 1.0 if point == 0 else 2 / (iterations + 1)
+    elif method == "percentile":
+        lo, hi = intervals.percentile_bounds(replicates, confidence)
+        p = intervals.percentile_p_value(replicates)
+    else:
+        expansion, df = intervals.design_expansion(per_stratum)
+        lo, hi = intervals.expanded_bounds(replicates, confidence, expansion, df)
+        p = intervals.expanded_p_value(replicates, expansion, df)
+    return PairedTest(Estimate(point, lo, hi, n, description, confidence, warning), p)
 
-    lo, hi = _percentile_interval(
-        _statistic_replicates(statistic, n, groups, iterations, seed, layers), confidence
-    )
-    return Estimate(point, lo, hi, n, description, confidence)
+
+# --- paired comparisons ---------------------------------------------------------------------------
 
 
 def paired_bootstrap(
@@ -158,24 +357,12 @@ def paired_bootstrap(
     iterations: int = 10_000,
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
+    method: MeanMethod = "auto",
 ) -> Estimate:
-    """Mean paired difference candidate - baseline with a percentile bootstrap interval.
-
-    The arrays are aligned item by item by the caller; a pair with NaN/None on either side is
-    dropped, so n counts the items both models answered. Resampling pairs (or whole clusters of
-    pairs) keeps the correlation between the two models' scores on the same item, which is what
-    makes the paired interval narrower than comparing two independent intervals.
-    """
-    return paired_bootstrap_test(candidate, baseline, confidence, iterations, seed, clusters).delta
-
-
-@dataclass(frozen=True)
-class PairedTest:
-    """A paired difference with its interval, and the two-sided bootstrap p-value of delta = 0
-    taken from the same resamples (None where there is no interval)."""
-
-    delta: Estimate
-    p_value: float | None
+    """Mean paired difference candidate - baseline with its interval (see paired_bootstrap_test)."""
+    return paired_bootstrap_test(
+        candidate, baseline, confidence, iterations, seed, clusters, method
+    ).delta
 
 
 def paired_bootstrap_test(
@@ -185,35 +372,56 @@ def paired_bootstrap_test(
     iterations: int = 10_000,
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
+    method: MeanMethod = "auto",
 ) -> PairedTest:
-    """`paired_bootstrap`'s interval plus a p-value for "no difference" (see bootstrap_p_value).
+    """Mean paired difference candidate - baseline, its interval and the p-value of no
+    difference by the same method (by default the studentised bootstrap, the expanded
+    percentile with clusters).
 
-    The interval is exactly paired_bootstrap's: the same seed draws the same resamples.
+    The arrays are aligned item by item by the caller; a pair with NaN/None on either side is
+    dropped, so n counts the items both models answered. Resampling pairs (or whole clusters of
+    pairs) keeps the correlation between the two models' scores on the same item, which is what
+    makes the paired interval narrower than comparing two independent intervals. For 0/1
+    scores use paired_proportion_test: a bootstrap sees only the discordant pairs.
+    """
+    a, b = _aligned(candidate, baseline)
+    return _mean_test(a - b, clusters, confidence, iterations, seed, method, "paired ")
+
+
+def paired_proportion_test(
+    candidate: Sequence[float | None],
+    baseline: Sequence[float | None],
+    confidence: float = 0.95,
+    clusters: Sequence[Hashable] | None = None,
+) -> PairedTest:
+    """Difference of two models' accuracies on the same 0/1-scored items: Tango's score
+    interval and its score test (McNemar's), intervals.paired_binary.
+
+    Pairs with NaN/None on either side are dropped. With `clusters` (pairs sharing a passage)
+    the discordant counts and n are divided by the design effect of the mean difference first.
     """
     _check_confidence(confidence)
-    _check_iterations(iterations)
-    a = np.asarray(candidate, dtype=float)
-    b = np.asarray(baseline, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(
-            f"paired_bootstrap needs two 1-D arrays of equal length, got {a.shape} and {b.shape}"
-        )
-    x, groups = _drop_missing(a - b, clusters)
-    description = "paired " + _describe("percentile bootstrap", iterations, groups)
-    if len(x) == 0:
-        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
-    if np.all(x == x[0]):
-        # Every resample gives the same difference: no need to draw them.
-        v = float(x[0])
-        p = bootstrap_p_value(np.full(iterations, v))
-        return PairedTest(Estimate(v, v, v, len(x), description, confidence), p)
-    point = float(x.mean())
-    if groups is not None and groups.max() == 0:
-        return PairedTest(Estimate(point, None, None, len(x), description, confidence), None)
-    replicates = _mean_replicates(x, groups, iterations, seed)
-    lo, hi = _percentile_interval(replicates, confidence)
+    a, b = _aligned(candidate, baseline)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    if not np.all(np.isin(a[keep], (0.0, 1.0)) & np.isin(b[keep], (0.0, 1.0))):
+        raise ValueError("paired_proportion_test needs 0/1 scores; use paired_bootstrap_test")
+    d, groups = drop_missing(np.where(keep, a - b, np.nan), clusters)
+    n = len(d)
+    wins, losses = int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
+    method = f"Tango score interval for paired proportions (n={n}, discordant b={wins}, c={losses}"
+    if n == 0:
+        return PairedTest(Estimate(None, None, None, 0, method + ")", confidence), None)
+    deff, warning = 1.0, None
+    if groups is not None:
+        clusters_n = int(groups.max()) + 1
+        deff = paired_design_effect(d, groups)
+        method += f", clustered by {clusters_n} groups, design effect {deff:.2f}"
+        warning = trust.clustered_pairs_warning(clusters_n, wins + losses)
+        deff = effective_divisor(deff, clusters_n, confidence)
+    lo, hi = tango_bounds(wins / deff, losses / deff, n / deff, confidence)
+    p = mcnemar_p_value(wins / deff, losses / deff)
     return PairedTest(
-        Estimate(point, lo, hi, len(x), description, confidence), bootstrap_p_value(replicates)
+        Estimate((wins - losses) / n, lo, hi, n, method + ")", confidence, warning), p
     )
 
 
@@ -226,6 +434,7 @@ def paired_statistic_test(
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
     strata: Sequence[Hashable] | None = None,
+    method: StatisticMethod = "expanded",
 ) -> PairedTest:
     """Paired bootstrap of a corpus-level statistic: candidate(idx) - baseline(idx).
 
@@ -233,43 +442,22 @@ def paired_statistic_test(
     by the caller), which is what pairs them (Koehn 2004, "Statistical significance tests for
     machine translation evaluation"); each takes indices of shape (B, k) and returns (B,), as in
     bootstrap_statistic. The point is the difference on the full data. `clusters` and `strata`
-    resample as in bootstrap_statistic.
+    resample as in bootstrap_statistic. The warning counts the items whose statistics differ
+    between the models (each item scored alone).
     """
-    _check_confidence(confidence)
-    _check_iterations(iterations)
-    groups = None if clusters is None else _cluster_codes(clusters, n)
-    layers = None if strata is None else _group_strata(strata, groups, n)
-    description = "paired " + _describe("percentile bootstrap", iterations, groups, layers)
-    if n == 0:
-        return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
 
     def difference(indices: np.ndarray) -> np.ndarray:
-        return _call(candidate, indices) - _call(baseline, indices)
+        return call_statistic(candidate, indices) - call_statistic(baseline, indices)
 
-    point = float(difference(np.arange(n)[None])[0])
-    if not _can_resample(groups, layers):
-        return PairedTest(Estimate(point, None, None, n, description, confidence), None)
-    replicates = _statistic_replicates(difference, n, groups, iterations, seed, layers)
-    lo, hi = _percentile_interval(replicates, confidence)
-    return PairedTest(
-        Estimate(point, lo, hi, n, description, confidence), bootstrap_p_value(replicates)
+    return _statistic_test(
+        difference, n, confidence, iterations, seed, clusters, strata, method, difference
     )
 
 
 def bootstrap_p_value(replicates: np.ndarray, null: float = 0.0) -> float:
-    """Two-sided p-value for "the statistic equals `null`", from its bootstrap replicates.
-
-    p = min(1, 2 min((1 + #{θ* <= null}) / (B + 1), (1 + #{θ* >= null}) / (B + 1))): the
-    smallest two-sided level at which the percentile interval would exclude `null`, with the
-    +1 of Davison & Hinkley (1997, eq. 4.11) so that a Monte Carlo p-value is never 0 (its
-    floor is 2 / (B + 1)). Replicates all equal to `null` give 1.
-    """
-    r = np.asarray(replicates, dtype=float)
-    if r.ndim != 1 or len(r) == 0:
-        raise ValueError("bootstrap_p_value needs a non-empty 1-D array of replicates")
-    below = (1 + np.count_nonzero(r <= null)) / (len(r) + 1)
-    above = (1 + np.count_nonzero(r >= null)) / (len(r) + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    """Two-sided percentile-bootstrap p-value for "the statistic equals `null`"
+    (intervals.bootstrap.percentile_p_value)."""
+    return intervals.percentile_p_value(replicates, null)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -292,6 +480,21 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _aligned(
+    candidate: Sequence[float | None], baseline: Sequence[float | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(candidate, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"a paired test needs two 1-D arrays of equal length, got {a.shape} and {b.shape}"
+        )
+    return a, b
+
+
 def _check_confidence(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
@@ -302,198 +505,18 @@ def _check_iterations(iterations: int) -> None:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
 
 
-def _finite(values: Sequence[float | None]) -> np.ndarray:
-    x = np.asarray(values, dtype=float).ravel()
-    return x[~np.isnan(x)]
-
-
-def _drop_missing(
-    values: Sequence[float | None], clusters: Sequence[Hashable] | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Drop NaN/None values (and their cluster ids); return values and dense cluster codes."""
-    x = np.asarray(values, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"values must be one-dimensional, got shape {x.shape}")
-    keep = ~np.isnan(x)
-    if clusters is None:
-        return x[keep], None
-    codes = _cluster_codes(clusters, len(x))
-    # Re-code after dropping so a cluster whose items all failed is not resampled as empty.
-    _, codes = np.unique(codes[keep], return_inverse=True)
-    return x[keep], codes
-
-
-def _cluster_codes(clusters: Sequence[Hashable], n: int) -> np.ndarray:
-    """Dense integer codes 0..G-1 for hashable cluster ids, in order of first appearance."""
-    if len(clusters) != n:
-        raise ValueError(f"clusters must give one id per item: got {len(clusters)} for {n} items")
-    first_seen: dict[Hashable, int] = {}
-    return np.array([first_seen.setdefault(c, len(first_seen)) for c in clusters], dtype=np.int64)
-
-
-def _group_strata(strata: Sequence[Hashable], groups: np.ndarray | None, n: int) -> np.ndarray:
-    """The stratum code of each resampling unit: of each cluster code, or of each item when
-    there are no clusters. A cluster whose items lie in two strata is a ValueError."""
-    if len(strata) != n:
-        raise ValueError(f"strata must give one label per item: got {len(strata)} for {n} items")
-    codes = _cluster_codes(strata, n)
-    if groups is None:
-        return codes
-    layers = np.full(groups.max() + 1 if n else 0, -1, dtype=np.int64)
-    for group, layer in zip(groups, codes, strict=True):
-        if layers[group] not in (-1, layer):
-            raise ValueError(
-                "every cluster must lie within one stratum: a cluster has items in two strata"
-            )
-        layers[group] = layer
-    return layers
-
-
-def _can_resample(groups: np.ndarray | None, layers: np.ndarray | None) -> bool:
-    """Whether resampling can vary: two clusters in all, or two in some stratum."""
-    if layers is not None:
-        return bool(np.bincount(layers).max() >= 2) if len(layers) else False
-    return groups is None or groups.max() > 0
+def _check_counts(successes: float, n: int, confidence: float) -> None:
+    _check_confidence(confidence)
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"wilson needs 0 <= successes <= n, got successes={successes}, n={n}")
 
 
 def _describe(
-    kind: str, iterations: int, groups: np.ndarray | None, layers: np.ndarray | None = None
+    method: str, iterations: int, groups: np.ndarray | None, layers: np.ndarray | None = None
 ) -> str:
     clustered = "" if groups is None else f", clustered by {len(np.unique(groups))} groups"
     stratified = "" if layers is None else f", stratified by {len(np.unique(layers))} strata"
-    return f"{kind} ({iterations} resamples{clustered}{stratified})"
-
-
-def _index_chunks(
-    rng: np.random.Generator, n: int, iterations: int, rows: int | None = None
-) -> Iterator[np.ndarray]:
-    """Yield int32 arrays of indices in [0, n), drawn with replacement: `iterations` rows in all."""
-    rows = max(1, _CHUNK_ELEMENTS // n if rows is None else rows)
-    for start in range(0, iterations, rows):
-        yield rng.integers(0, n, size=(min(rows, iterations - start), n), dtype=np.int32)
-
-
-def _call(statistic: Callable[[np.ndarray], np.ndarray], indices: np.ndarray) -> np.ndarray:
-    result = np.asarray(statistic(indices), dtype=float)
-    if result.shape != (len(indices),):
-        raise ValueError(
-            f"statistic must map indices of shape (B, k) to shape (B,): "
-            f"got {result.shape} for indices of shape {indices.shape}"
-        )
-    return result
-
-
-def _mean_replicates(
-    x: np.ndarray, groups: np.ndarray | None, iterations: int, seed: int
-) -> np.ndarray:
-    """Bootstrap replicates of the item mean; with groups, whole clusters are resampled."""
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        return np.concatenate(
-            [x[idx].mean(axis=1) for idx in _index_chunks(rng, len(x), iterations)]
-        )
-    sums = np.bincount(groups, weights=x)
-    sizes = np.bincount(groups).astype(float)
-    return np.concatenate(
-        [
-            sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-            for idx in _index_chunks(rng, len(sums), iterations)
-        ]
-    )
-
-
-def _statistic_replicates(
-    statistic: Callable[[np.ndarray], np.ndarray],
-    n: int,
-    groups: np.ndarray | None,
-    iterations: int,
-    seed: int,
-    layers: np.ndarray | None = None,
-) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if groups is None and layers is None:
-        return np.concatenate([_call(statistic, idx) for idx in _index_chunks(rng, n, iterations)])
-    if groups is None:
-        groups = np.arange(n)  # stratified items: each item is its own resampling unit
-    return _clustered_statistic(statistic, groups, iterations, rng, layers)
-
-
-def _stratified_chunks(
-    rng: np.random.Generator, layers: np.ndarray, iterations: int, rows: int
-) -> Iterator[np.ndarray]:
-    """Like _index_chunks over units 0..G-1, but each stratum's units are drawn from that
-    stratum only: every row holds, stratum by stratum, as many units as the stratum has."""
-    members = [np.flatnonzero(layers == layer) for layer in np.unique(layers)]
-    rows = max(1, rows)
-    for start in range(0, iterations, rows):
-        size = min(rows, iterations - start)
-        yield np.concatenate(
-            [m[rng.integers(0, len(m), size=(size, len(m)), dtype=np.int32)] for m in members],
-            axis=1,
-        )
-
-
-def _clustered_statistic(
-    statistic: Callable[[np.ndarray], np.ndarray],
-    groups: np.ndarray,
-    iterations: int,
-    rng: np.random.Generator,
-    layers: np.ndarray | None = None,
-) -> np.ndarray:
-    """Replicates of `statistic` over resamples of whole clusters, items of a cluster together;
-    with `layers` (each cluster's stratum) clusters are drawn within their stratum."""
-    order = np.argsort(groups, kind="stable")  # items grouped by cluster, original order within
-    sizes = np.bincount(groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    n_groups = len(sizes)
-    # Rows per chunk from the item count, so the expanded item indices average the chunk budget.
-    rows = _CHUNK_ELEMENTS // len(groups)
-    if layers is None:
-        chunks = _index_chunks(rng, n_groups, iterations, rows=rows)
-    else:
-        chunks = _stratified_chunks(rng, layers, iterations, rows)
-    replicates = []
-    for drawn in chunks:
-        lengths = sizes[drawn].sum(axis=1)
-        # Flatten every row's clusters into one run of item positions: cluster c contributes
-        # order[starts[c] : starts[c] + sizes[c]].
-        flat_sizes = sizes[drawn.ravel()]
-        offsets = np.repeat(starts[drawn.ravel()] - np.cumsum(flat_sizes) + flat_sizes, flat_sizes)
-        flat = order[offsets + np.arange(flat_sizes.sum())]
-        row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        chunk = np.empty(len(drawn))
-        for k in np.unique(lengths):
-            rows_k = np.flatnonzero(lengths == k)
-            chunk[rows_k] = _call(statistic, flat[row_starts[rows_k, None] + np.arange(k)])
-        replicates.append(chunk)
-    return np.concatenate(replicates)
-
-
-def _percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(replicates, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
-def _bca_interval(
-    replicates: np.ndarray, point: float, jackknife: np.ndarray, confidence: float
-) -> tuple[float, float]:
-    """Bias-corrected and accelerated interval (Efron & Tibshirani 1993, §14.3).
-
-    z0 = Φ⁻¹(share of replicates below the point estimate), counting ties as half so that 0/1
-    data, with its many replicates exactly at the point, gets no spurious bias correction (for
-    continuous data this is Efron's definition). Acceleration a = Σd³ / (6 (Σd²)^{3/2}) with
-    d = mean(jackknife) - jackknife. The interval takes the replicates' quantiles at
-    Φ(z0 + (z0 + z_α) / (1 - a (z0 + z_α))) for α = (1 - confidence)/2 and 1 - α.
-    """
-    below = np.count_nonzero(replicates < point) + 0.5 * np.count_nonzero(replicates == point)
-    # Clip so a point outside every replicate gives a large finite bias, not an infinite one.
-    share = np.clip(below / len(replicates), 0.5 / len(replicates), 1 - 0.5 / len(replicates))
-    z0 = norm.ppf(share)
-    d = jackknife.mean() - jackknife
-    spread = np.sum(d * d)
-    acceleration = np.sum(d**3) / (6 * spread**1.5) if spread > 0 else 0.0
-    z = norm.ppf([(1 - confidence) / 2, (1 + confidence) / 2])
-    levels = norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
-    lo, hi = np.quantile(replicates, levels)
-    return float(lo), float(hi)
+    if method == "t":
+        kind = "t interval" if groups is None else "cluster-robust t interval"
+        return f"{kind} ({clustered[2:] or 'independent items'})"
+    return f"{_LABELS[method]} ({iterations} resamples{clustered}{stratified})"

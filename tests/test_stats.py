@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rlhf_eval import stats
+from rlhf_eval.intervals import resampling
 from rlhf_eval.results import EstimateRecord
 from rlhf_eval.stats import (
     Estimate,
@@ -87,15 +87,17 @@ def test_estimate_to_dict_is_an_estimate_record():
         "n": 10,
         "method": "wilson",
         "confidence": 0.9,
+        "warning": None,
     }
-    assert all(type(v) in (float, int, str) for v in wilson(8, 10).to_dict().values())
+    assert all(type(v) in (float, int, str, type(None)) for v in wilson(8, 10).to_dict().values())
 
 
 # --- proportion ----------------------------------------------------------------------------------
 
 
 def test_proportion_drops_failures_instead_of_scoring_them_zero():
-    assert proportion([1, 1, 0, None, float("nan")]) == wilson(2, 3)
+    values = [1] * 6 + [0] * 5 + [None, float("nan")]
+    assert proportion(values) == wilson(6, 11)
 
 
 def test_proportion_of_nothing_and_of_only_failures():
@@ -145,10 +147,17 @@ def test_bad_arguments_are_rejected():
 
 def test_method_strings_name_the_procedure():
     x = [0.1, 0.4, 0.2, 0.9]
-    assert bootstrap_mean(x, iterations=500).method == "percentile bootstrap (500 resamples)"
+    assert bootstrap_mean(x, iterations=500).method == "studentized bootstrap (500 resamples)"
+    assert (
+        bootstrap_mean(x, iterations=500, method="percentile").method
+        == "percentile bootstrap (500 resamples)"
+    )
     assert bootstrap_mean(x, method="bca").method == "BCa bootstrap (10000 resamples)"
+    assert bootstrap_mean(x, method="t").method == "t interval (independent items)"
     clustered = paired_bootstrap(x, [0.0] * 4, iterations=200, clusters=["a", "a", "b", "c"])
-    assert clustered.method == "paired percentile bootstrap (200 resamples, clustered by 3 groups)"
+    assert clustered.method == (
+        "paired expanded percentile bootstrap (200 resamples, clustered by 3 groups)"
+    )
 
 
 def test_percentile_bootstrap_matches_scipy():
@@ -174,7 +183,7 @@ def test_bca_matches_scipy_on_skewed_data():
     assert estimate.lo == pytest.approx(lo, abs=0.04 * se)
     assert estimate.hi == pytest.approx(hi, abs=0.08 * se)
     # The correction matters here, so a BCa that returned the percentile interval would fail.
-    percentile = bootstrap_mean(x, iterations=100_000)
+    percentile = bootstrap_mean(x, iterations=100_000, method="percentile")
     assert estimate.lo - percentile.lo > 0.1 * se
     assert estimate.hi - percentile.hi > 0.2 * se
 
@@ -185,7 +194,7 @@ def test_bca_equals_percentile_for_symmetric_data():
     half = np.random.default_rng(3).normal(size=40)
     x = np.concatenate([half, -half])
     bca = bootstrap_mean(x, iterations=20_000, method="bca")
-    percentile = bootstrap_mean(x, iterations=20_000)
+    percentile = bootstrap_mean(x, iterations=20_000, method="percentile")
     assert bca.lo == pytest.approx(percentile.lo, abs=0.1 * standard_error(x))
     assert bca.hi == pytest.approx(percentile.hi, abs=0.1 * standard_error(x))
 
@@ -245,7 +254,7 @@ def test_result_does_not_depend_on_chunk_size(monkeypatch):
     c = np.random.default_rng(6).integers(0, 40, size=300)
     ratio = lambda idx: x[idx].sum(axis=1) / (idx + 1).sum(axis=1)  # noqa: E731
     before = [bootstrap_mean(x, method="bca"), bootstrap_statistic(ratio, 300, clusters=c)]
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr(resampling, "CHUNK_ELEMENTS", 1000)
     assert [bootstrap_mean(x, method="bca"), bootstrap_statistic(ratio, 300, clusters=c)] == before
 
 
@@ -312,7 +321,7 @@ def test_ratio_of_sums_point_is_the_full_data_ratio():
 def test_statistic_of_the_mean_is_bootstrap_mean():
     x = np.random.default_rng(12).random(150)
     by_statistic = bootstrap_statistic(lambda idx: x[idx].mean(axis=1), 150, seed=5)
-    assert by_statistic == bootstrap_mean(x, seed=5)
+    assert by_statistic == bootstrap_mean(x, seed=5, method="expanded")
 
 
 def test_clustered_statistic_with_unequal_clusters_is_clustered_mean():
@@ -346,7 +355,11 @@ def test_paired_identical_models_give_zero():
     x = np.random.default_rng(14).random(100)
     estimate = paired_bootstrap(x, x.copy())
     assert (estimate.point, estimate.lo, estimate.hi) == (0.0, 0.0, 0.0)
-    assert estimate.method == "paired percentile bootstrap (10000 resamples)"
+    assert estimate.method == "paired studentized bootstrap (10000 resamples)"
+    assert estimate.warning == (
+        "only 0 of 100 items differ between the models: no interval method held 95% with "
+        "fewer than 20"
+    )
 
 
 def test_paired_constant_shift_is_recovered_exactly():

@@ -33,9 +33,10 @@ def test_holm_by_hand():
 def test_paired_test_interval_is_paired_bootstraps():
     rng = np.random.default_rng(3)
     a, b = rng.random(40), rng.random(40)
-    test = stats.paired_bootstrap_test(a, b, iterations=2000, seed=7)
-    assert test.delta == stats.paired_bootstrap(a, b, iterations=2000, seed=7)
-    assert 0 <= test.p_value <= 1
+    for method in ("auto", "percentile", "expanded", "bca", "studentized", "t"):
+        test = stats.paired_bootstrap_test(a, b, iterations=2000, seed=7, method=method)
+        assert test.delta == stats.paired_bootstrap(a, b, iterations=2000, seed=7, method=method)
+        assert 0 <= test.p_value <= 1
 
 
 def test_identical_models_have_p_one_and_a_constant_shift_the_floor():
@@ -49,7 +50,9 @@ def test_identical_models_have_p_one_and_a_constant_shift_the_floor():
 
 def test_two_item_bootstrap_p_value_by_hand():
     # Differences [0, 1]: a resample's mean is 0 with probability 1/4, so p = 2 * 1/4 = 0.5.
-    test = stats.paired_bootstrap_test([1.0, 1.0], [1.0, 0.0], iterations=40_000, seed=1)
+    test = stats.paired_bootstrap_test(
+        [1.0, 1.0], [1.0, 0.0], iterations=40_000, seed=1, method="percentile"
+    )
     assert test.p_value == pytest.approx(0.5, abs=0.02)
     assert (test.delta.lo, test.delta.hi) == (0.0, 1.0)
 
@@ -61,12 +64,14 @@ def test_clusters_are_resampled_whole():
     mean is 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4: p = 1/2 and the interval [0, 1]."""
     candidate = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     baseline = [0.0] * 6
-    items = stats.paired_bootstrap_test(candidate, baseline, iterations=40_000, seed=2)
+    items = stats.paired_bootstrap_test(
+        candidate, baseline, iterations=40_000, seed=2, method="percentile"
+    )
     assert items.p_value == pytest.approx(2 / 64, abs=0.005)
     assert (items.delta.lo, items.delta.hi) == pytest.approx((1 / 6, 5 / 6))
     passages = ["p1"] * 3 + ["p2"] * 3
     clustered = stats.paired_bootstrap_test(
-        candidate, baseline, iterations=40_000, seed=2, clusters=passages
+        candidate, baseline, iterations=40_000, seed=2, clusters=passages, method="percentile"
     )
     assert clustered.p_value == pytest.approx(0.5, abs=0.02)
     assert (clustered.delta.lo, clustered.delta.hi) == (0.0, 1.0)
@@ -86,7 +91,7 @@ def test_paired_statistic_sees_the_same_indices_for_both_models():
     by_statistic = stats.paired_statistic_test(
         mean_of(cand), mean_of(base), 50, iterations=3000, seed=5
     )
-    by_mean = stats.paired_bootstrap_test(cand, base, iterations=3000, seed=5)
+    by_mean = stats.paired_bootstrap_test(cand, base, iterations=3000, seed=5, method="expanded")
     assert by_statistic.delta.point == pytest.approx(by_mean.delta.point, abs=1e-12)
     assert by_statistic.delta.lo == pytest.approx(by_mean.delta.lo, abs=1e-12)
     assert by_statistic.delta.hi == pytest.approx(by_mean.delta.hi, abs=1e-12)

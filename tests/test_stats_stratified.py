@@ -38,7 +38,11 @@ def test_hand_checkable_two_strata():
     values = np.array([0.0, 1.0, 5.0, 5.0])
     seen: list[np.ndarray] = []
     estimate = bootstrap_statistic(
-        recording(values, seen), 4, iterations=4000, strata=["A", "A", "B", "B"]
+        recording(values, seen),
+        4,
+        iterations=4000,
+        strata=["A", "A", "B", "B"],
+        method="percentile",
     )
     sums = np.concatenate([values[block].sum(axis=1) for block in seen[1:]])
     assert set(np.unique(sums)) <= {10.0, 11.0, 12.0}
@@ -46,7 +50,9 @@ def test_hand_checkable_two_strata():
     assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
     assert (estimate.point, estimate.lo, estimate.hi) == (11.0, 10.0, 12.0)
     assert estimate.method == "percentile bootstrap (4000 resamples, stratified by 2 strata)"
-    plain = bootstrap_statistic(lambda idx: values[idx].sum(axis=1), 4, iterations=4000)
+    plain = bootstrap_statistic(
+        lambda idx: values[idx].sum(axis=1), 4, iterations=4000, method="percentile"
+    )
     assert plain.lo < 10.0 and plain.hi > 12.0
 
 
@@ -116,4 +122,6 @@ def test_paired_statistic_sees_the_same_stratified_indices():
     assert test.delta.method.endswith("stratified by 2 strata)")
     for a, b in zip(a_seen, b_seen, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert all(np.all((label[block] == "A").sum(axis=1) == 2) for block in a_seen[1:])
+    # a_seen[0]: the point on np.arange(n); a_seen[1]: each item alone (which items differ)
+    assert a_seen[1].shape == (5, 1)
+    assert all(np.all((label[block] == "A").sum(axis=1) == 2) for block in a_seen[2:])

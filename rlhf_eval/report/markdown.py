@@ -23,6 +23,9 @@ COMPARISON_COLUMNS = (
 MODEL_COLUMNS = ("model", "role", "source", "dtype", "identity")
 WALL_COLUMNS = ("model", "task", "wall time")
 HEADER_PACKAGES = ("torch", "transformers", "rlhf-eval")
+WARNING_MARK = "⚠"
+"""Beside an interval whose estimate carries a warning; the text is listed under the tables."""
+MAX_WARNINGS = 40
 
 
 def format_value(x: float | None) -> str:
@@ -37,7 +40,56 @@ def format_ci(est: EstimateRecord) -> str:
     ci = f"[{est.lo:.4f}, {est.hi:.4f}]"
     if abs(est.confidence - 0.95) > 1e-9:
         ci += f" ({est.confidence:.0%})"
+    if getattr(est, "warning", None):
+        ci += f" {WARNING_MARK}"
     return ci
+
+
+def warning_lines(results: Results) -> list[tuple[str, str]]:
+    """(what, why) for every estimate whose interval carries a warning: metrics, comparisons,
+    contrasts and subgroups, in that order."""
+    lines = [
+        (f"{m.task}/{m.metric} ({m.model})", m.estimate.warning)
+        for m in results.metrics
+        if m.estimate.warning
+    ]
+    lines += [
+        (f"{c.task}/{c.metric} ({c.candidate} - {c.baseline})", c.delta.warning)
+        for c in results.comparisons
+        if c.delta.warning
+    ]
+    lines += [
+        (f"{c.task} - {c.minus}/{c.metric} ({c.model})", c.delta.warning)
+        for c in results.contrasts
+        if c.delta.warning
+    ]
+    lines += [
+        (f"{m.task}/{m.metric} {m.by}={m.group} ({m.model})", m.estimate.warning)
+        for m in results.subgroups
+        if m.estimate.warning
+    ]
+    return [(what, str(why)) for what, why in lines]
+
+
+def warning_markdown(results: Results) -> list[str]:
+    """The "Interval warnings" section: what each ⚠ beside an interval means."""
+    lines = warning_lines(results)
+    if not lines:
+        return []
+    out = [
+        "",
+        "## Interval warnings",
+        "",
+        f"{WARNING_MARK} marks an interval that may cover less than its level; the reason:",
+        "",
+    ]
+    out += [
+        f"- {WARNING_MARK} **{_inline(what)}**: {_inline(why)}"
+        for what, why in lines[:MAX_WARNINGS]
+    ]
+    if len(lines) > MAX_WARNINGS:
+        out.append(f"- ... and {len(lines) - MAX_WARNINGS} more (see `warning` in results.json)")
+    return out
 
 
 def verdict(comparison: ComparisonResult) -> str:
@@ -82,6 +134,8 @@ def result_rows(results: Results) -> list[Row]:
             "n": str(m.estimate.n),
             "failed": str(m.n_failed),
             "method": m.estimate.method,
+            "_warning": m.estimate.warning or "",
+            "_label": f"{m.task}/{m.metric} ({m.model})",
         }
         for m in metrics
     ]
@@ -105,6 +159,8 @@ def comparison_rows(
             "n": str(c.delta.n),
             "method": c.delta.method,
             "verdict": verdict(c),
+            "_warning": c.delta.warning or "",
+            "_label": f"{c.task}/{c.metric} ({c.candidate} - {c.baseline})",
         }
         for c in comparisons
     ]
@@ -217,6 +273,7 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     out += tax_markdown(results)
     out += variant_markdown(results)
     out += breakdown_markdown(results)
+    out += warning_markdown(results)
     if results.wall_seconds:
         out += ["", "## Wall time", "", markdown_table(WALL_COLUMNS, wall_rows(results))]
     return "\n".join(out) + "\n"
