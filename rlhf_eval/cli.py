@@ -281,8 +281,7 @@ def _train_judge(args) -> int:
 def _prompts(args) -> int:
     import json
 
-    from rlhf_eval.models.precomputed import prompt_rows
-    from rlhf_eval.runner import build_tasks, read_documents
+    from rlhf_eval.planner import build_tasks, prompt_rows, read_documents
     from rlhf_eval.suite import load_suite
 
     loaded = load_suite(args.suite)

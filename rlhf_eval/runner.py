@@ -15,12 +15,12 @@ from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
-from rlhf_eval.errors import DataError, DataUnavailable, RlhfEvalError, SuiteError
+from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
-from rlhf_eval.models.precomputed import check_precomputed
 from rlhf_eval.models.registry import cache_home
+from rlhf_eval.planner import build_tasks, check_precomputed, entry_requests, read_documents
 from rlhf_eval.store import (
     ResponseCache,
     RunDir,
@@ -30,7 +30,7 @@ from rlhf_eval.store import (
     package_versions,
 )
 from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
-from rlhf_eval.tasks.base import Document, RunContext, Sample, Task, registered_tasks
+from rlhf_eval.tasks.base import Document, RunContext, Sample, Task
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
 CHUNK_DOCUMENTS = 64
@@ -250,36 +250,6 @@ def _add_counts(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]
             total[key] = total.get(key, 0) + value
 
 
-def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:
-    registry = registered_tasks()
-    return {
-        spec.task_id: registry[spec.name](loaded.options[spec.task_id], loaded.base_dir)
-        for spec in loaded.suite.tasks
-    }
-
-
-def read_documents(tasks: dict[str, Task]) -> tuple[dict[str, list[Document]], dict[str, str]]:
-    """Every task entry's documents, and the entries skipped with their reason.
-
-    An entry that reads `data: hub` and cannot reach it (offline, no access: DataUnavailable) is
-    skipped, not failed: the rest of the suite runs, and results and report say what was skipped
-    and why. Any other data problem, or a local file, still fails the run before a model loads.
-    """
-    documents: dict[str, list[Document]] = {}
-    skipped: dict[str, str] = {}
-    for task_id, task in tasks.items():
-        try:
-            documents[task_id] = task.documents()
-        except DataUnavailable as error:
-            if getattr(task.options, "data", None) != "hub":
-                raise
-            skipped[task_id] = str(error)
-    if not documents:
-        reasons = "; ".join(f"{task_id}: {reason}" for task_id, reason in skipped.items())
-        raise DataError(f"every task entry was skipped, so there is nothing to run ({reasons})")
-    return documents, skipped
-
-
 def _pending(
     run: RunDir, model: str, task_id: str, docs: list[Document], repair: bool = False
 ) -> list[Document]:
@@ -326,7 +296,7 @@ class _ChunkWriter:
     def __init__(self, task: Task, docs: list[Document], run: RunDir, model: str, task_id, advance):
         self.task, self.docs, self.run, self.model, self.task_id = task, docs, run, model, task_id
         self.advance = advance
-        self.requests = [task.requests(doc) for doc in docs]
+        self.requests = [entry_requests(task, task_id, doc) for doc in docs]
         self.owner = [i for i, rs in enumerate(self.requests) for _ in rs]
         self.offsets = [0]
         for rs in self.requests:

@@ -12,8 +12,9 @@ import pytest
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import ModelLoadError, SuiteError
 from rlhf_eval.models.base import GenerationRequest, ItemRef, LoglikelihoodRequest
-from rlhf_eval.models.precomputed import PrecomputedBackend, prompt_rows
-from rlhf_eval.runner import build_tasks, run_suite
+from rlhf_eval.models.precomputed import PrecomputedBackend
+from rlhf_eval.planner import build_tasks, prompt_rows
+from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import load_suite
 from tests.conftest import MC_ROWS, write_suite
@@ -354,3 +355,60 @@ def test_the_same_prompt_under_three_items_keeps_each_items_answer(tmp_path, wit
     generations = answer(requests, backend, ResponseCache(None), count)
     assert [g.texts for g in generations] == [("answer 0",), ("answer 1",), ("answer 2",)]
     assert count["computed"] == 3
+
+
+TWO_ENTRIES = """\
+output_dir: runs
+cache_dir: cache
+models:
+  - name: elsewhere
+    backend: precomputed
+    file: outputs.jsonl
+tasks:
+  - name: squad_v2
+    id: squad_0shot
+    data: {fixtures}/squad.jsonl
+  - name: squad_v2
+    id: squad_1shot
+    data: {fixtures}/squad.jsonl
+    num_fewshot: 1
+    {selection}
+"""
+
+
+def test_outputs_keyed_by_entry_and_id_and_a_subset_selected_by_id(tmp_path, capsys):
+    """Issue 14.17: outputs keyed by item id for two entries of one task (zero- and one-shot),
+    without our prompts, and for a subset of the items, selected by id."""
+    from rlhf_eval.cli import main
+
+    body = TWO_ENTRIES.format(fixtures=FIXTURES, selection="")
+    write_jsonl(tmp_path / "outputs.jsonl", [{"id": "x", "output": "y"}])
+    suite = write_suite(tmp_path, body)
+    assert main(["prompts", str(suite), str(tmp_path / "todo.jsonl")]) == 0
+    todo = [json.loads(line) for line in (tmp_path / "todo.jsonl").read_text().splitlines()]
+    assert {r["entry"] for r in todo} == {"squad_0shot", "squad_1shot"}
+    ids = [r["id"] for r in todo if r["entry"] == "squad_1shot"]
+    # Their own file: keyed by entry and id, no prompt; the one-shot entry covers two items.
+    rows = [{"entry": "squad_0shot", "id": r["id"], "output": "zero"} for r in todo[:5]]
+    rows += [{"entry": "squad_1shot", "id": i, "output": "one"} for i in ids[:2]]
+    write_jsonl(tmp_path / "outputs.jsonl", rows)
+    selection = "items: [" + ", ".join(json.dumps(i) for i in ids[:2]) + "]"
+    suite = write_suite(tmp_path, TWO_ENTRIES.format(fixtures=FIXTURES, selection=selection))
+    run = run_suite(load_suite(suite), show_progress=False)
+    zero = run.read_samples("elsewhere", "squad_0shot")
+    one = run.read_samples("elsewhere", "squad_1shot")
+    assert [s["prediction"] for s in zero] == ["zero"] * 5
+    assert [s["doc_id"] for s in one] == ids[:2] and {s["prediction"] for s in one} == {"one"}
+    # An id the data does not hold: exit 2, naming the entry and the closest id.
+    bad = "items: [" + json.dumps(ids[0][:-1] + "Z") + "]"
+    suite = write_suite(tmp_path, TWO_ENTRIES.format(fixtures=FIXTURES, selection=bad))
+    assert main(["run", str(suite), "--no-progress", "--run-name", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert "task entry 'squad_1shot': `items` names 1 id(s)" in err and ids[0] in err
+
+
+def test_items_and_limit_together_are_refused(tmp_path):
+    body = TWO_ENTRIES.format(fixtures=FIXTURES, selection="items: [a]\n    limit: 2")
+    write_jsonl(tmp_path / "outputs.jsonl", [{"id": "x", "output": "y"}])
+    with pytest.raises(SuiteError, match="not both"):
+        load_suite(write_suite(tmp_path, body))

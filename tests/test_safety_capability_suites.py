@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.runner import build_tasks
+from rlhf_eval.planner import build_tasks
 from rlhf_eval.suite import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"

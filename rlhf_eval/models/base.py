@@ -38,6 +38,9 @@ class ItemRef:
     """The prompt variant (e.g. RealToxicityPrompts' "respectful"); "" when a task has one."""
     text: str = ""
     """The item's own text before any rendering (the question, the prompt to complete)."""
+    entry: str = ""
+    """The suite's task entry asking (set by the planner): two entries of one task, such as
+    zero- and few-shot, ask different prompts of the same item."""
 
 
 @dataclass(frozen=True)

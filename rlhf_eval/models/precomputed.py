@@ -6,6 +6,8 @@ the file's rows for `model` (default: the entry's name). One row is one output:
 
     model    which model wrote it; may be left out when the file holds one model
     task     the task's registered name (e.g. `drop`); optional
+    entry    the suite's task entry id (e.g. `squad_1shot`), for two entries of one task that
+             ask different prompts of the same item; optional
     id       the item's id (Document.id, as in samples.jsonl and `prompt_rows()`)
     prompt   the item's own text (ItemRef.text) or the exact rendered prompt
     variant  the prompt variant (e.g. `respectful`); default ""
@@ -21,7 +23,7 @@ the file's rows for `model` (default: the entry's name). One row is one output:
              own scorer (Generation.scores).
 
 Which row answers a request, first match wins, always with the same `variant` and, where the row
-gives a `task`, the same task:
+gives a `task` or an `entry`, the same task or entry:
   1. a row whose `prompt` is exactly the rendered prompt (it pins instruction and exemplars);
   2. a row whose `id` is the item's id (ItemRef.doc_id) and whose `prompt`, if it has one, is the
      rendered prompt or the item's text: a row that says it answered another prompt (zero-shot,
@@ -48,7 +50,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rlhf_eval.errors import ModelLoadError, SuiteError
 from rlhf_eval.models.base import (
@@ -60,11 +62,17 @@ from rlhf_eval.models.base import (
     cut_at_stop,
 )
 
-if TYPE_CHECKING:
-    from rlhf_eval.suite import LoadedSuite
-    from rlhf_eval.tasks.base import Document, Task
-
-KEY_COLUMNS = ("model", "task", "id", "prompt", "variant", "output", "sample", "n_tokens")
+KEY_COLUMNS = (
+    "model",
+    "task",
+    "entry",
+    "id",
+    "prompt",
+    "variant",
+    "output",
+    "sample",
+    "n_tokens",
+)
 SETTINGS_COLUMNS = ("n", "max_new_tokens", "temperature", "stop")
 """What prompt_rows() writes for the generator's use; ignored here. Every other column is a
 score."""
@@ -76,6 +84,7 @@ UNKNOWN_TOKENS = -1
 class _Row:
     line: int
     task: str | None
+    entry: str | None
     id: str | None
     prompt: str | None
     variant: str
@@ -87,9 +96,11 @@ class _Row:
 
 @dataclass
 class _Group:
-    """The rows of one prompt (task, id, variant, prompt): one output, or k sampled ones."""
+    """The rows of one prompt (task, entry, id, variant, prompt): one output, or k sampled
+    ones."""
 
     task: str | None
+    entry: str | None
     id: str | None
     variant: str
     prompt: str | None
@@ -194,7 +205,12 @@ class PrecomputedBackend:
                 steps.append(self._by_prompt.get((item.text, variant), []))
         for candidates in steps:
             if item is not None:
-                candidates = [g for g in candidates if g.task in (None, item.task)]
+                candidates = [
+                    g
+                    for g in candidates
+                    if g.task in (None, item.task) and g.entry in (None, item.entry)
+                ]
+                candidates = _narrow(candidates, lambda g: g.entry == item.entry)
                 candidates = _narrow(candidates, lambda g: g.task == item.task)
                 candidates = _narrow(candidates, lambda g: g.id == item.doc_id)
             candidates = _narrow(candidates, lambda g: g.prompt == request.prompt)
@@ -225,52 +241,6 @@ class PrecomputedBackend:
         )
         scores = tuple(dict(r.scores) for r in rows) if any(r.scores for r in rows) else None
         return Generation(texts=texts, n_tokens=n_tokens, scores=scores)
-
-
-def check_precomputed(
-    loaded: LoadedSuite, tasks: dict[str, Task], documents: dict[str, list[Document]]
-) -> None:
-    """Before any model loads: each precomputed model's file answers every request of every task
-    (none of them a log-likelihood), so a gap fails in seconds rather than after hours of other
-    models' work."""
-    from rlhf_eval.models.loading import load_backend
-
-    for spec in loaded.suite.models:
-        if spec.backend != "precomputed":
-            continue
-        backend = load_backend(spec, loaded)
-        assert isinstance(backend, PrecomputedBackend)
-        for task_id, docs in documents.items():
-            requests = [r for doc in docs for r in tasks[task_id].requests(doc)]
-            if any(isinstance(r, LoglikelihoodRequest) for r in requests):
-                raise SuiteError(backend.refusal(f"task '{task_id}'"))
-            backend.check(requests, f" of task '{task_id}'")  # type: ignore[arg-type]
-
-
-def prompt_rows(tasks: dict[str, Task], documents: dict[str, list[Document]]) -> list[dict]:
-    """One row per generation request of the suite's tasks, with the keys the precomputed
-    backend looks outputs up by and the settings to generate them with: add `output` (and any
-    scores) to each row and the file is ready for `backend: precomputed`."""
-    rows = []
-    for task_id, docs in documents.items():
-        for doc in docs:
-            for request in tasks[task_id].requests(doc):
-                if not isinstance(request, GenerationRequest):
-                    continue
-                item = request.item
-                rows.append(
-                    {
-                        "task": item.task if item else task_id,
-                        "id": item.doc_id if item else doc.id,
-                        "variant": item.variant if item else "",
-                        "prompt": request.prompt,
-                        "n": request.n,
-                        "max_new_tokens": request.max_new_tokens,
-                        "temperature": request.temperature,
-                        "stop": list(request.stop) if request.stop is not None else None,
-                    }
-                )
-    return rows
 
 
 def _narrow(groups: list[_Group], prefer) -> list[_Group]:
@@ -382,6 +352,7 @@ def _row(path: Path, line: int, record: dict[str, Any]) -> _Row:
     return _Row(
         line=line,
         task=_text(record, "task", where),
+        entry=_text(record, "entry", where),
         id=_text(record, "id", where),
         prompt=_text(record, "prompt", where),
         variant=_text(record, "variant", where) or "",
@@ -442,8 +413,8 @@ def _group(path: Path, rows: list[_Row]) -> list[_Group]:
     """Rows by prompt; the same output twice is one output, two different ones an error."""
     groups: dict[tuple, _Group] = {}
     for row in rows:
-        key = (row.task, row.id, row.variant, row.prompt)
-        group = groups.setdefault(key, _Group(row.task, row.id, row.variant, row.prompt))
+        key = (row.task, row.entry, row.id, row.variant, row.prompt)
+        group = groups.setdefault(key, _Group(row.task, row.entry, row.id, row.variant, row.prompt))
         twin = next((r for r in group.rows if r.sample == row.sample), None)
         if twin is None:
             group.rows.append(row)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlhf_eval.errors import DataError
 from rlhf_eval.models.base import (
     Generation,
     GenerationRequest,
@@ -31,6 +33,18 @@ class TaskOptions(BaseModel):
 
     limit: int | None = Field(None, ge=1)
     """Score only the first `limit` documents (in file order)."""
+    items: list[str] | None = Field(None, min_length=1)
+    """Score only the documents with these ids (those `rlhf-eval prompts` and samples.jsonl
+    show), e.g. the items a file of outputs made elsewhere covers."""
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> TaskOptions:
+        if self.limit is not None and self.items is not None:
+            raise ValueError("give `limit` (the first N items) or `items` (ids), not both")
+        if self.items is not None and len(set(self.items)) < len(self.items):
+            twice = sorted({i for i in self.items if self.items.count(i) > 1})
+            raise ValueError(f"`items` lists {', '.join(map(repr, twice))} more than once")
+        return self
 
     def needs_baseline(self) -> bool:
         """Whether the entry compares every model with the suite's `role: baseline` model (the
@@ -191,6 +205,24 @@ class Task:
         if self.judges is None:
             raise RuntimeError(f"task '{self.name}' scores with a judge but none was attached")
         return self.judges
+
+
+def select_documents(docs: list[Document], options: TaskOptions, entry: str) -> list[Document]:
+    """The documents an entry's `items` name, in the data's order; all of them without it."""
+    if options.items is None:
+        return docs
+    known = {doc.id for doc in docs}
+    unknown = [item for item in options.items if item not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(
+            f"task entry '{entry}': `items` names {len(unknown)} id(s) its data does not hold, "
+            f"first {unknown[0]!r}{hint}. Fix: use the ids `rlhf-eval prompts` writes (its `id` "
+            "column) or those in samples/<model>/<entry>.jsonl."
+        )
+    wanted = set(options.items)
+    return [doc for doc in docs if doc.id in wanted]
 
 
 TASKS: dict[str, type[Task]] = {}

@@ -10,7 +10,14 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
-from rlhf_eval.tasks.base import Document, RunContext, Task, TaskOptions, registered_tasks
+from rlhf_eval.tasks.base import (
+    Document,
+    RunContext,
+    Task,
+    TaskOptions,
+    registered_tasks,
+    select_documents,
+)
 
 JUDGEABLE = ("instructions",)
 """Tasks whose outputs a judged task can read (their samples carry instruction and input)."""
@@ -65,6 +72,7 @@ class JudgedTask(Task):
     def documents(self) -> list[Document]:
         name, options = self.options.source
         docs = registered_tasks()[name](options, self.base_dir).documents()
+        docs = select_documents(docs, options, self.options.of)
         return docs[: self.options.limit] if self.options.limit else docs
 
     def requests(self, doc: Document) -> list:
