@@ -202,7 +202,8 @@ def saw_connection(listener: socket.socket) -> bool:
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_no_network(server, config):
+def test_no_network(server, config, available):
+    need(available, config, "rlimits")  # the configuration can start here
     port = server.getsockname()[1]
     program = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
     outcome = sandbox(config).run(program)
@@ -293,10 +294,11 @@ def test_the_signal_check_sees_a_real_signal(usr1):
 def test_sandbox_dies_with_the_harness(tmp_path):
     marker = "73.0303"
     harness = tmp_path / "harness.py"
+    confinement = sandbox().confinement
     harness.write_text(
         "from rlhf_eval.sandbox import Sandbox, Limits\n"
-        f'Sandbox(Limits(timeout_s=60)).run(\'import os\\nos.execv("/bin/sleep", '
-        f'["sleep", "{marker}"])\')\n'
+        f"Sandbox(Limits(timeout_s=60), confinement={confinement!r}).run("
+        f'\'import os\\nos.execv("/bin/sleep", ["sleep", "{marker}"])\')\n'
     )
     process = subprocess.Popen([sys.executable, str(harness)], cwd=Path.cwd())
     try:

@@ -48,16 +48,20 @@ can; `none` keeps rlimits and seccomp only.
 
 Honest limits: this is not a VM. The kernel is shared (a kernel exploit escapes). Inside
 Bubblewrap the candidate reads /usr and the interpreter's installation (site-packages
-included), which hold no secrets on an ordinary machine; as root, Bubblewrap maps the sandbox
-user to the host's root without capabilities, so root-owned files there with mode 0600 are
-readable. A pass means the candidate's function returned the right plain data for the tests'
-arguments: it sees those arguments, so it can still special-case them (as any HumanEval
-solution can), and arguments it mutates are not sent back. Return values other than plain
-data (generators, numpy scalars that are not int/float subclasses) fail. Under `namespaces`
-the candidate reads the machine; with neither user namespaces nor seccomp it can also write
-wherever its user can, signal that user's processes and, without Yama, read their memory.
-`Sandbox.run(program)` only says a program ran to its end, which the program itself can forge.
-Run untrusted models' code on a machine you can lose.
+included), which hold no secrets on an ordinary machine; when the harness runs as root, the
+sandbox's user is the host's root without capabilities, so root-owned files there with mode
+0600 are readable. A pass means the candidate's function returned the right plain data for the
+tests' arguments: it sees those arguments, so it can special-case them (as any HumanEval
+solution can), and arguments it mutates are not sent back. Return values other than plain data
+(a generator, a numpy scalar that is no int or float subclass) fail. A candidate cannot make
+its run an `error` (which drops a problem from the metric): errors come only from the sandbox
+and the problem's own code. Under `namespaces` the candidate reads the whole machine, and
+where a private /proc cannot be mounted (noted) it sees the host's processes and can open the
+memory of its user's dumpable ones, the harness's included; under `none` it runs as the
+harness's user in the harness's namespaces, and as root that reaches every process's memory.
+Verdicts there are only as trustworthy as the code. `Sandbox.run(program)` only says that a
+program ran to its end, which the program itself can forge. Run untrusted models' code on a
+machine you can lose.
 
 The code under `inside/` runs in the sandbox and imports only the standard library.
 """

@@ -23,8 +23,6 @@ from tests.conftest import write_suite
 from tests.sandbox_helpers import need_bwrap
 from tests.tasks.helpers import FIXTURES, make_task
 
-pytestmark = need_bwrap
-
 WRONG = "    return None\n"
 
 
@@ -32,6 +30,7 @@ def completions(*texts: str) -> list[Generation]:
     return [Generation(texts=texts, n_tokens=tuple(len(t) for t in texts))]
 
 
+@need_bwrap
 def test_documents_and_requests():
     task = make_task("humaneval", "humaneval.jsonl", n_samples=4, k=[2, 4], seed=7)
     docs = task.documents()
@@ -44,6 +43,7 @@ def test_documents_and_requests():
     assert all(m.kind == "mean" for m in task.metrics)
 
 
+@need_bwrap
 def test_greedy_by_default():
     task = make_task("humaneval", "humaneval.jsonl", limit=1)
     (request,) = task.requests(task.documents()[0])
@@ -80,6 +80,7 @@ def test_the_check_splits_human_evals_program():
     )
 
 
+@need_bwrap
 def test_pass_at_k_from_outcomes():
     task = make_task("humaneval", "humaneval.jsonl", n_samples=3, k=[2, 3], limit=2, timeout_s=1.0)
     add, palindrome = task.documents()
@@ -103,6 +104,7 @@ def test_pass_at_k_from_outcomes():
     assert "rlimits" in first.details["isolation"]
 
 
+@need_bwrap
 def test_hostile_completion_is_a_counted_outcome(tmp_path):
     task = make_task("humaneval", "humaneval.jsonl", limit=1, timeout_s=1.0)
     (sample,) = task.score_batch(task.documents(), [completions("    while True:\n        pass\n")])
@@ -111,6 +113,7 @@ def test_hostile_completion_is_a_counted_outcome(tmp_path):
     assert sample.details["counts"]["timed_out"] == 1
 
 
+@need_bwrap
 def test_a_sandbox_that_cannot_run_is_a_sample_error(tmp_path):
     task = make_task("humaneval", "humaneval.jsonl", limit=1)
     task.sandbox = Sandbox(python=str(tmp_path / "no-python"))
@@ -120,6 +123,7 @@ def test_a_sandbox_that_cannot_run_is_a_sample_error(tmp_path):
     assert sample.error.startswith("1 of 1 programs could not run: sandbox: cannot start")
 
 
+@need_bwrap
 def test_bad_records_name_the_file_record_and_field(tmp_path):
     rows = [json.loads(line) for line in (FIXTURES / "humaneval.jsonl").read_text().splitlines()]
     broken = tmp_path / "broken.jsonl"
@@ -169,6 +173,7 @@ def test_the_unisolated_filesystem_opt_in_runs_and_says_so(tmp_path, monkeypatch
     assert {"rlimits", "verdict-process"} <= set(sample.details["isolation"])
 
 
+@need_bwrap
 def test_the_default_sandbox_is_bubblewrap():
     task = make_task("humaneval", "humaneval.jsonl", limit=1)
     (doc,) = task.documents()
@@ -184,6 +189,7 @@ def package_task(**options) -> HumanEval:
     return HumanEval(HumanEvalOptions(**options), FIXTURES)
 
 
+@need_bwrap
 def test_package_has_164_problems_and_canonical_solutions_pass():
     task = package_task()
     docs = task.documents()
@@ -198,6 +204,7 @@ def test_package_has_164_problems_and_canonical_solutions_pass():
     assert [s.metrics["pass@1"] for s in wrong] == [0.0, 0.0]
 
 
+@need_bwrap
 @pytest.mark.slow
 def test_every_canonical_solution_passes():
     """The split into a candidate and a test process breaks no problem: every argument and
@@ -232,6 +239,7 @@ tasks:
 """
 
 
+@need_bwrap
 def test_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir):
     suite = write_suite(tmp_path, SUITE.format(model=tiny_model_dir))
     run = run_suite(load_suite(suite), show_progress=False)
@@ -267,6 +275,7 @@ def test_a_suite_gates_pass_at_k_for_the_k_it_reports(tmp_path):
         load_suite(write_suite(tmp_path, body.replace("{k}", "[1]")))
 
 
+@need_bwrap
 def test_chat_form_is_lm_evals_humaneval_instruct():
     """The user turn and assistant prefix are lm-eval 0.4.13's humaneval_instruct.yaml
     `doc_to_text` and `gen_prefix`, rendered for a problem; its "```" cut becomes a stop."""
