@@ -402,6 +402,12 @@ CHECKS = {
         "the problem's own code fails",
     ),
     "a missing entry point fails": ("def g():\n    return 1\n", "f()\n", "failed", "NameError"),
+    "the test process is not dumpable": (
+        "def f():\n    return 1\n",
+        "import ctypes\nassert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE\n",
+        "passed",
+        "",
+    ),
 }
 
 

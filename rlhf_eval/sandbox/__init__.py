@@ -38,7 +38,10 @@ Layers around each process, recorded in Outcome.isolation (the candidate's, plus
                 signals to other processes, no ptrace, process_vm_readv/writev or io_uring
   socket-patch  only when neither netns nor seccomp is there: socket creation raises in Python
 Each bootstrap (the parent that reports how its child ended) and the test process are not
-dumpable: no /proc access to their memory or descriptors.
+dumpable: no /proc access to their memory or descriptors. Always: a fresh interpreter in
+isolated mode (-I), cwd, HOME and TMPDIR in the private work directory, a minimal environment
+(no proxies, no path of the run or the project), stdout discarded, stderr kept to a
+size-limited file, and one wall-clock timeout that kills both processes.
 
 Without Bubblewrap (not installed, or a kernel that forbids user namespaces) the `bwrap`
 confinement does not fall back: every run is an `error`, and HumanEval refuses to build. The

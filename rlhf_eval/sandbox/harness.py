@@ -89,36 +89,38 @@ class Sandbox:
         if not os.access(self.python, os.X_OK):
             return Outcome("error", f"sandbox: cannot start {self.python}: not an executable")
         launch.copy_inside(folder)
-        calls_r, calls_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        report_r, report_w = os.pipe()
+        calls_r, calls_w = os.pipe()  # the test process -> the candidate
+        answers_r, answers_w = os.pipe()  # the candidate -> the test process
+        report_r, report_w = os.pipe()  # the test process -> here
         common = {"entry_point": check.entry_point, "seccomp": self.seccomp, "site": self.site}
+        candidate_config = {"source": check.candidate, "calls_fd": calls_r, "answers_fd": answers_w}
+        verdict_config = {"setup": check.setup, "tests": check.tests, "calls_fd": calls_w}
+        verdict_config |= {"answers_fd": answers_r, "report_fd": report_w}
+        roles = {
+            "candidate": ({**common, **candidate_config}, (calls_r, answers_w)),
+            "verdict": ({**common, **verdict_config}, (calls_w, answers_r, report_w)),
+        }
         started: list[Confined] = []
         try:
-            started.append(
-                self._start(
-                    "candidate",
-                    folder,
-                    {**common, "source": check.candidate, "calls_fd": calls_r},
-                    {"answers_fd": answers_w},
-                    (calls_r, answers_w),
+            for role, (config, channel_fds) in roles.items():
+                started.append(
+                    launch.start(
+                        role,
+                        folder,
+                        config,
+                        channel_fds,
+                        self.confinement,
+                        self.python,
+                        self.limits,
+                    )
                 )
-            )
-            started.append(
-                self._start(
-                    "verdict",
-                    folder,
-                    {**common, "setup": check.setup, "tests": check.tests, "calls_fd": calls_w},
-                    {"answers_fd": answers_r, "report_fd": report_w},
-                    (calls_w, answers_r, report_w),
-                )
-            )
         except OSError as error:
             for process in started:
                 _stop(process)
+                os.close(process.status)
             os.close(report_r)
-            return Outcome("error", f"sandbox: cannot start {self._what()}: {error}")
-        finally:
+            return Outcome("error", f"sandbox: cannot start the {role} process: {error}")
+        finally:  # from here on, only the sandboxed processes hold the channels
             for fd in (calls_r, calls_w, answers_r, answers_w, report_w):
                 os.close(fd)
         candidate, verdict = started
@@ -141,20 +143,6 @@ class Sandbox:
             report,
             self.limits,
         )
-
-    def _start(self, role, folder, config, more, channel_fds) -> Confined:
-        return launch.start(
-            role,
-            folder,
-            {**config, **more},
-            channel_fds,
-            self.confinement,
-            self.python,
-            self.limits,
-        )
-
-    def _what(self) -> str:
-        return "bwrap" if self.confinement == "bwrap" else self.python
 
 
 def _stop(confined: Confined) -> None:

@@ -44,7 +44,11 @@ def die_with_parent(parent: int | None = None) -> None:
 def forbid_inspection() -> None:
     """Not dumpable: no process without CAP_SYS_PTRACE reads this one's memory, descriptors or
     environment through /proc, or attaches to it."""
-    _check(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    try:
+        prctl = _libc().prctl
+    except AttributeError:
+        return  # not Linux: nothing there reads another process's memory this way
+    _check(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
 
 
 def enter_namespaces(work: str, work_dir_mb: int, layers: list[str], notes: list[str]) -> None:
