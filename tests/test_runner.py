@@ -63,11 +63,12 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     for metric in results.metrics:
         e = metric.estimate
         assert e.n == len(MC_ROWS) and e.lo <= e.point <= e.hi and metric.n_failed == 0
-        assert e.method == (
-            "wilson"
-            if metric.metric == "truthfulqa_mc1"
-            else "percentile bootstrap (10000 resamples)"
-        )
+        # MC1 is a 0/1 proportion (Wilson, or Clopper-Pearson for fewer than 5 successes);
+        # MC2 a mean (a bootstrap); the method is always recorded.
+        if metric.metric == "truthfulqa_mc1":
+            assert e.method in ("wilson", "Clopper-Pearson (fewer than 5 successes)")
+        else:
+            assert "bootstrap (10000 resamples" in e.method
     assert [(c.candidate, c.baseline) for c in results.comparisons] == [("ppo", "sft")] * 2
     samples = run.read_samples("ppo", "truthfulqa_mc")
     assert len(samples) == len(MC_ROWS)
