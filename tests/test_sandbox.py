@@ -20,7 +20,8 @@ import pytest
 from rlhf_eval.sandbox import FunctionCheck, Limits, Sandbox
 from tests.sandbox_helpers import bwrap_problem
 
-LIMITS = Limits(timeout_s=2.0, memory_mb=512, file_size_mb=4, work_dir_mb=16)
+# A generous wall clock (CI machines are loaded): only the hostile programs ever reach it.
+LIMITS = Limits(timeout_s=5.0, memory_mb=512, file_size_mb=4, work_dir_mb=16)
 FULL = ("bwrap-minimal-root", "netns", "pidns", "rlimits", "seccomp", "verdict-process")
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="looks for processes in /proc")
 CONFIGS = {
