@@ -8,7 +8,6 @@ import errno
 import math
 import os
 import platform
-import resource
 import signal
 from pathlib import Path
 
@@ -104,6 +103,8 @@ def cpu_limit(limits: dict) -> int:
 
 
 def set_limits(limits: dict) -> None:
+    import resource  # Unix only: imported here, so the harness imports this module anywhere
+
     mb = 1024 * 1024
     cpu = cpu_limit(limits)
     for name, soft, hard in (
