@@ -19,8 +19,9 @@ INSTRUCTION = (
 
 
 def render_item(title: str, background: str, dialogue: str) -> str:
-    """`dialogue` holds the earlier Q/A turns and ends with the question's "Q: ...\\n\\nA:"."""
-    return f"Title: {title}\nBackground: {background}\n\n{dialogue}"
+    """`dialogue` holds the earlier Q/A turns and ends with the question's "Q: ...\\n\\nA:".
+    A blank line after the title, as in the prompts of OpenAI's released samples."""
+    return f"Title: {title}\n\nBackground: {background}\n\n{dialogue}"
 
 
 def as_squad_answer(text: str, rule: AbstentionRule = "normalized") -> str:
@@ -48,6 +49,7 @@ class SquadV2(InstructedGeneration):
     description = "SQuAD v2 (InstructGPT prompt): F1/EM crediting abstentions, HasAns/NoAns split."
     Options = SquadV2Options
     options: SquadV2Options
+    version = 2  # 2: a blank line after the title, as in the paper's released prompts
     instruction = INSTRUCTION
     hub = ("rajpurkar/squad_v2", None, "validation")
     metrics = (

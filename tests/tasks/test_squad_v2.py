@@ -15,7 +15,7 @@ def test_prompt_is_the_papers_with_the_earlier_turns():
     task = make_task("squad_v2", "squad.jsonl")
     assert task.prompt(task.documents()[2]) == (
         f"{PAPER_INSTRUCTION}\n\n"
-        "Title: Lighthouse\n"
+        "Title: Lighthouse\n\n"
         "Background: The old lighthouse on Gull Rock was built in 1871 and painted red in 1902.\n\n"
         "Q: When was the lighthouse built?\n\nA: 1871\n\n"
         "Q: Who designed the lighthouse?\n\nA: Not in background.\n\n"
