@@ -265,19 +265,22 @@ def compute_results(
         for task_id, task in tasks.items()
         for spec in task.metrics
     ]
-    baselines = [m["name"] for m in models if m["role"] == "baseline"]
+    # Each model against its group's baseline, then (the alignment tax) each model other than a
+    # reference against each `role: reference` model of its group.
+    present = {m["name"] for m in models}
     pairs = [
-        (m["name"], baselines[0], "baseline")
-        for m in models
-        if baselines and m["name"] != baselines[0]
-    ]
-    # The alignment tax: every other model against each `role: reference` model.
-    pairs += [
-        (m["name"], reference["name"], "reference")
-        for reference in models
-        if reference["role"] == "reference"
+        (m["name"], baseline, "baseline")
         for m in models
         if m["role"] != "reference"
+        and (baseline := loaded.baseline_of(m["name"])) in present
+        and baseline != m["name"]
+    ]
+    pairs += [
+        (m["name"], reference, "reference")
+        for m in models
+        if m["role"] != "reference"
+        for reference in loaded.references_of(m["name"])
+        if reference in present
     ]
     comparisons: list[ComparisonResult] = []
     for candidate, other, against in pairs:

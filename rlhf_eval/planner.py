@@ -58,20 +58,51 @@ def entry_requests(task: Task, entry: str, doc: Document) -> list[Request]:
 
 def check_precomputed(
     loaded: LoadedSuite, tasks: dict[str, Task], documents: dict[str, list[Document]]
-) -> None:
+) -> dict[str, list[Document]]:
     """Before any model loads: each precomputed model's file answers every request of every task
     (none of them a log-likelihood), so a gap fails in seconds rather than after hours of other
-    models' work."""
+    models' work. Entries with `items: answered` first keep the items every precomputed model
+    answers (outputs made elsewhere for a subset). Returns the documents to run."""
+    backends = []
     for spec in loaded.suite.models:
-        if spec.backend != "precomputed":
-            continue
-        backend = load_backend(spec, loaded)
-        assert isinstance(backend, PrecomputedBackend)
+        if spec.backend == "precomputed":
+            backend = load_backend(spec, loaded)
+            assert isinstance(backend, PrecomputedBackend)
+            backends.append(backend)
+    documents = dict(documents)
+    for task_id, docs in documents.items():
+        if tasks[task_id].options.items == "answered":
+            documents[task_id] = _answered(tasks[task_id], task_id, docs, backends)
+    for backend in backends:
         for task_id, docs in documents.items():
             requests = [r for doc in docs for r in entry_requests(tasks[task_id], task_id, doc)]
             if any(isinstance(r, LoglikelihoodRequest) for r in requests):
                 raise SuiteError(backend.refusal(f"task '{task_id}'"))
             backend.check(requests, f" of task '{task_id}'")  # type: ignore[arg-type]
+    return documents
+
+
+def _answered(
+    task: Task, task_id: str, docs: list[Document], backends: list[PrecomputedBackend]
+) -> list[Document]:
+    """The documents every precomputed model has outputs for (`items: answered`)."""
+    if not backends:
+        raise SuiteError(
+            f"task entry '{task_id}': `items: answered` keeps the items that the suite's "
+            "precomputed models have outputs for, and the suite has none. Fix: list the item "
+            "ids in `items`, or use `limit`."
+        )
+    kept = [
+        doc
+        for doc in docs
+        if all(b.answers(r) for b in backends for r in entry_requests(task, task_id, doc))
+    ]
+    if not kept:
+        raise SuiteError(
+            f"task entry '{task_id}': no item has outputs in every precomputed model's file "
+            "(`items: answered`). Fix: check the files' `task`, `entry`, `id` and `variant`."
+        )
+    return kept
 
 
 def prompt_rows(tasks: dict[str, Task], documents: dict[str, list[Document]]) -> list[dict]:

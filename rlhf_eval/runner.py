@@ -86,7 +86,7 @@ def _run_locked(
     if processes.is_main:
         for task_id, reason in skipped.items():
             print(f"skipped task {task_id}: {reason}", file=sys.stderr)
-    check_precomputed(loaded, tasks, documents)
+    documents = check_precomputed(loaded, tasks, documents)
     cache_dir = loaded.resolve(suite.cache_dir) if suite.cache_dir else cache_home()
     cache = ResponseCache(cache_dir / "responses.sqlite" if use_cache else None)
     path = loaded.resolve(suite.output_dir) / (run_name or loaded.name)
@@ -109,10 +109,10 @@ def _run_locked(
     judges = Judges(loaded, cache)
     for task in tasks.values():
         task.judges = judges
-    baseline = next((m.name for m in suite.models if m.role == "baseline"), None)
+    baselines = {m.name for m in suite.models if m.role == "baseline"}
     with _progress(show_progress and processes.is_main) as progress:
         # The baseline first: pairwise tasks read its samples while scoring the other models.
-        for spec in sorted(suite.models, key=lambda m: m.name != baseline):
+        for spec in sorted(suite.models, key=lambda m: m.name not in baselines):
             if spec.name not in selected:
                 continue
             # Process 0 cuts any torn last line first; the others read after it is done.
@@ -151,7 +151,9 @@ def _run_locked(
                 )
             count = {"computed": 0, "cached": 0}
             for task in tasks.values():
-                task.context = RunContext(spec.name, baseline, run.path, run.read_samples)
+                task.context = RunContext(
+                    spec.name, loaded.baseline_of(spec.name), run.path, run.read_samples
+                )
             for task_id, docs in pending.items():
                 mine = processes.shard(docs)
                 label = f"{spec.name} · {task_id}"

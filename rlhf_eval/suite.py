@@ -62,6 +62,9 @@ class ModelSpec(_Closed):
     alias: str | None = None
     revision: str | None = None
     role: Literal["policy", "baseline", "reference"] = "policy"
+    group: str | None = None
+    """Models of one group are compared with that group's baseline and references only (e.g. a
+    model size: PPO-175B against SFT-175B and GPT-3 175B); one baseline per group."""
     dtype: Literal["float32", "bfloat16", "float16", "float64"] = "float32"
     device: str = "auto"
     chat_template: bool = False
@@ -77,7 +80,11 @@ class ModelSpec(_Closed):
     `backend: precomputed`: whose rows of `file` to read (default: the entry's `name`)."""
     file: Path | None = None
     """`backend: precomputed` only: the CSV or JSONL file of outputs (relative to the suite file;
-    rlhf_eval/models/precomputed.py documents its columns)."""
+    rlhf_eval/models/precomputed.py documents its columns), or with `format:
+    instructgpt_released` the folder of OpenAI's released samples (fetched when absent)."""
+    format: Literal["rows", "instructgpt_released"] = "rows"
+    """`backend: precomputed` only: our rows (above), or OpenAI's released InstructGPT samples
+    (rlhf_eval/models/released.py; `model:` picks one of its twelve models, e.g. sft-175b)."""
     api_key_env: str | None = None
     """`backend: openai` only: the environment variable holding the API key."""
     max_concurrency: int = Field(8, ge=1)
@@ -143,7 +150,7 @@ class ModelSpec(_Closed):
                 "`backend: precomputed` needs `file`: the CSV or JSONL file of outputs generated "
                 "elsewhere (relative paths are relative to the suite file)"
             )
-        if self.file.suffix.lower() not in (".jsonl", ".csv"):
+        if self.format == "rows" and self.file.suffix.lower() not in (".jsonl", ".csv"):
             raise ValueError(f"`file` '{self.file}' is neither .jsonl nor .csv; use one of those")
         unused = [f for f in _GENERATOR_FIELDS if f in self.model_fields_set]
         if unused:
@@ -231,8 +238,15 @@ class Suite(_Closed):
                     f"duplicate {what} {', '.join(duplicates)}: give each entry a distinct "
                     + ("`id`" if what == "task id" else "`name`")
                 )
-        if sum(m.role == "baseline" for m in self.models) > 1:
-            raise ValueError("at most one model may have `role: baseline`")
+        for group in {m.group for m in self.models}:
+            baselines = [m.name for m in self.models if m.group == group and m.role == "baseline"]
+            if len(baselines) > 1:
+                where = f" in group '{group}'" if group else ""
+                raise ValueError(
+                    f"at most one model{where} may have `role: baseline` (here: "
+                    f"{', '.join(baselines)}); give the models `group:`s to compare each group "
+                    "with its own baseline"
+                )
         return self
 
 
@@ -250,6 +264,19 @@ class LoadedSuite:
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def baseline_of(self, model: str) -> str | None:
+        """The `role: baseline` model of `model`'s group, if the group has one."""
+        group = next(m.group for m in self.suite.models if m.name == model)
+        return next(
+            (m.name for m in self.suite.models if m.group == group and m.role == "baseline"),
+            None,
+        )
+
+    def references_of(self, model: str) -> list[str]:
+        """The `role: reference` models of `model`'s group."""
+        group = next(m.group for m in self.suite.models if m.name == model)
+        return [m.name for m in self.suite.models if m.group == group and m.role == "reference"]
 
     def resolve(self, relative: Path) -> Path:
         """Relative paths in a suite are relative to the suite file's folder."""
@@ -338,7 +365,8 @@ def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
 def _check_model_paths(loaded: LoadedSuite, root) -> None:
     for section in ("models", "judges"):
         for i, model in enumerate(getattr(loaded.suite, section)):
-            if model.file is not None and not loaded.resolve(model.file).is_file():
+            released = model.format == "instructgpt_released"  # a folder, or fetched
+            if model.file is not None and not released and not loaded.resolve(model.file).is_file():
                 raise SuiteError(
                     f"{_where(loaded.path, root, (section, i, 'file'))}: field "
                     f"`{section}[{i}].file`: {loaded.resolve(model.file)} does not exist. Fix: "

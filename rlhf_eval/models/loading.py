@@ -29,7 +29,9 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
     if spec.backend == "precomputed":
         from rlhf_eval.models.precomputed import PrecomputedBackend
 
-        return PrecomputedBackend(spec.name, loaded.resolve(spec.file), spec.model or spec.name)
+        return PrecomputedBackend(
+            spec.name, loaded.resolve(spec.file), spec.model or spec.name, spec.format
+        )
 
     from rlhf_eval.models.hf import HFBackend
 

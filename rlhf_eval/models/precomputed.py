@@ -61,6 +61,8 @@ from rlhf_eval.models.base import (
     OnBatch,
     cut_at_stop,
 )
+from rlhf_eval.models.registry import cache_home
+from rlhf_eval.models.released import FILES, released_files, released_rows
 
 KEY_COLUMNS = (
     "model",
@@ -119,19 +121,27 @@ class PrecomputedBackend:
     """Outputs made elsewhere belong to their item: one prompt under three item ids may have
     three different outputs, so requests are never merged across items."""
 
-    def __init__(self, name: str, path: Path, model: str):
+    def __init__(self, name: str, path: Path, model: str, source_format: str = "rows"):
+        """`source_format` "rows" reads the file described above; "instructgpt_released" reads
+        OpenAI's released InstructGPT samples (a folder, or fetched: models/released.py)."""
         self.name = name
         self.path = path
         self.model = model
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise ModelLoadError(
-                f"model '{name}': cannot read the outputs file {path} ({error.strerror}). Fix: "
-                "point `file:` at a CSV or JSONL file (relative to the suite file)."
-            ) from error
-        self._hash = hashlib.sha256(raw).hexdigest()
-        rows = _read_rows(path, raw, model)
+        if source_format == "instructgpt_released":
+            files = released_files(path, cache_home())
+            self._hash = hashlib.sha256("".join(sorted(FILES.values())).encode()).hexdigest()
+            records = enumerate(released_rows(files, model), start=1)
+            rows = [_row(path, line, record) for line, record in records]
+        else:
+            try:
+                raw = path.read_bytes()
+            except OSError as error:
+                raise ModelLoadError(
+                    f"model '{name}': cannot read the outputs file {path} ({error.strerror}). "
+                    "Fix: point `file:` at a CSV or JSONL file (relative to the suite file)."
+                ) from error
+            self._hash = hashlib.sha256(raw).hexdigest()
+            rows = _read_rows(path, raw, model)
         self._groups = _group(path, rows)
         self._by_prompt: dict[tuple[str, str], list[_Group]] = {}
         self._by_id: dict[tuple[str, str], list[_Group]] = {}
@@ -187,6 +197,10 @@ class PrecomputedBackend:
                 "`task` and `variant`), by its text or by the exact rendered prompt in `prompt` "
                 "(rlhf_eval/models/precomputed.py documents the format)."
             )
+
+    def answers(self, request: GenerationRequest) -> bool:
+        """Whether the file holds the output(s) `request` asks for."""
+        return isinstance(request, GenerationRequest) and not isinstance(self._lookup(request), str)
 
     def close(self) -> None:
         pass

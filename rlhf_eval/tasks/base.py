@@ -33,15 +33,16 @@ class TaskOptions(BaseModel):
 
     limit: int | None = Field(None, ge=1)
     """Score only the first `limit` documents (in file order)."""
-    items: list[str] | None = Field(None, min_length=1)
+    items: list[str] | Literal["answered"] | None = Field(None, min_length=1)
     """Score only the documents with these ids (those `rlhf-eval prompts` and samples.jsonl
-    show), e.g. the items a file of outputs made elsewhere covers."""
+    show), or `answered`: those every precomputed model of the suite has outputs for (outputs
+    made elsewhere for a subset of the data)."""
 
     @model_validator(mode="after")
     def _one_selection(self) -> TaskOptions:
         if self.limit is not None and self.items is not None:
             raise ValueError("give `limit` (the first N items) or `items` (ids), not both")
-        if self.items is not None and len(set(self.items)) < len(self.items):
+        if isinstance(self.items, list) and len(set(self.items)) < len(self.items):
             twice = sorted({i for i in self.items if self.items.count(i) > 1})
             raise ValueError(f"`items` lists {', '.join(map(repr, twice))} more than once")
         return self
@@ -208,8 +209,9 @@ class Task:
 
 
 def select_documents(docs: list[Document], options: TaskOptions, entry: str) -> list[Document]:
-    """The documents an entry's `items` name, in the data's order; all of them without it."""
-    if options.items is None:
+    """The documents an entry's `items` name, in the data's order; all of them without it (or
+    with `items: answered`, which the planner applies once the precomputed files are read)."""
+    if not isinstance(options.items, list):
         return docs
     known = {doc.id for doc in docs}
     unknown = [item for item in options.items if item not in known]
