@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import inspect
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from functools import partial
 
 import torch
@@ -15,6 +13,7 @@ import torch.nn.functional as F
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from rlhf_eval.errors import ModelLoadError
+from rlhf_eval.models import prompting
 from rlhf_eval.models.base import (
     Generation,
     GenerationRequest,
@@ -110,9 +109,9 @@ class HFBackend:
         """Everything that can change an answer: weights, dtype, the chat template actually
         applied to prompts, and a context window narrower than the model's own."""
         parts = ["hf", weights_fingerprint(self.source, self.model.config), self.dtype]
-        if self.chat_template and self.tokenizer.chat_template:
-            template = hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()
-            parts.append(f"chat-{template[:12]}")
+        template = prompting.chat_template_tag(self.tokenizer, self.chat_template)
+        if template:
+            parts.append(template)
         if custom_window:
             parts.append(f"window-{self.max_length}")
         return ":".join(parts)
@@ -123,28 +122,13 @@ class HFBackend:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    # ---- tokenisation (lm-eval's rules) -------------------------------------------------
+    # ---- tokenisation (lm-eval's rules, shared with the vLLM backend) --------------------
 
     def _encode(self, text: str) -> list[int]:
-        bos = self.tokenizer.bos_token
-        if bos and text.startswith(bos):
-            return self.tokenizer.encode(text, add_special_tokens=False)
-        return self.tokenizer.encode(text)
-
-    def _prefix_token(self) -> int:
-        token = self.tokenizer.bos_token_id
-        return token if token is not None else self.tokenizer.eos_token_id
+        return prompting.encode(self.tokenizer, text)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        if not context:
-            return [self._prefix_token()], self._encode(continuation)
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        whole = self._encode(context + continuation)
-        context_tokens = self._encode(context)
-        return context_tokens, whole[len(context_tokens) :]
+        return prompting.encode_pair(self.tokenizer, context, continuation)
 
     def _row(self, index: int, request: LoglikelihoodRequest) -> ScoringRow:
         context, continuation = self._encode_pair(request.context, request.continuation)
@@ -244,26 +228,17 @@ class HFBackend:
     # ---- generation -------------------------------------------------------------------------
 
     def format_prompt(self, prompt: str) -> str:
-        if self.chat_template and self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        return prompt
+        return prompting.format_prompt(self.tokenizer, self.chat_template, prompt)
 
     @property
     def applies_chat_form(self) -> bool:
         """Whether requests reach the model through its chat template (and so in their chat
         form, where they have one)."""
-        return bool(self.chat_template and self.tokenizer.chat_template)
+        return prompting.applies_chat_form(self.tokenizer, self.chat_template)
 
     def _in_form(self, request: GenerationRequest) -> tuple[str, GenerationRequest]:
-        """(prompt text, request with its stops): a request's chat form when the chat template
-        applies (its user turn, then its assistant prefix), else its plain prompt."""
-        form = request.chat
-        if form is None or not self.applies_chat_form:
-            return self.format_prompt(request.prompt), request
-        stop = tuple(dict.fromkeys((*(request.stop or ()), *form.stop)))
-        return self.format_prompt(form.user) + form.prefix, replace(request, stop=stop)
+        """(prompt text, request with its stops): see prompting.in_form."""
+        return prompting.in_form(self.tokenizer, self.chat_template, request)
 
     @torch.inference_mode()
     def generate(

