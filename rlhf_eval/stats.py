@@ -135,7 +135,7 @@ def proportion(
         f"{_proportion_label(name, successes / divisor, n / divisor)}, clustered by "
         f"{clusters_n} groups (design effect {deff:.2f}, effective n {n / divisor:.1f})"
     )
-    warning = trust.clustered_proportion_warning(clusters_n)
+    warning = trust.clustered_proportion_warning(clusters_n, successes, n)
     return Estimate(successes / n, lo, hi, n, method, confidence, warning)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats
 
+from rlhf_eval import stats
 from rlhf_eval.intervals import resampling
 from rlhf_eval.results import EstimateRecord
 from rlhf_eval.stats import (
@@ -417,3 +420,88 @@ def test_bootstrap_coverage_is_close_to_nominal(method):
         estimate = bootstrap_mean(x, iterations=2000, seed=seed, method=method)
         covered += estimate.lo <= 1.0 <= estimate.hi
     assert 0.92 < covered / 1000 < 0.97
+
+
+# --- Clopper-Pearson and the default for one proportion -----------------------------------------
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (1, 20), (3, 30), (10, 10), (4, 100), (57, 100)])
+def test_clopper_pearson_matches_scipy_binomtest(k, n):
+    reference = scipy.stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    estimate = stats.clopper_pearson(k, n)
+    assert estimate.lo == pytest.approx(reference.low, abs=1e-12)
+    assert estimate.hi == pytest.approx(reference.high, abs=1e-12)
+    # CRAN contingencytables' published values: 0 of 10 -> [0, 0.3085]
+    assert (round(stats.clopper_pearson(0, 10).hi, 4)) == 0.3085
+
+
+def test_proportion_falls_back_to_clopper_pearson_below_five():
+    four = proportion([1] * 4 + [0] * 96)
+    assert (four.lo, four.hi) == (
+        stats.clopper_pearson(4, 100).lo,
+        stats.clopper_pearson(4, 100).hi,
+    )
+    assert four.method == "Clopper-Pearson (fewer than 5 successes)"
+    five = proportion([1] * 5 + [0] * 95)
+    assert five == wilson(5, 100)
+    almost_all = proportion([1] * 97 + [0] * 3)
+    assert almost_all.method == "Clopper-Pearson (fewer than 5 failures)"
+
+
+def test_clustered_proportion_of_no_success_is_not_degenerate():
+    # DROP EM, 0 of 100 on 20 passages: the cluster bootstrap gave [0, 0]; the design effect
+    # cannot be estimated (1), so the interval is Clopper-Pearson on 100 items, df-adjusted.
+    clusters = np.arange(100) // 5
+    estimate = proportion([0.0] * 100, clusters=clusters)
+    assert estimate.point == 0 and estimate.lo == 0
+    assert 0.036 < estimate.hi < 0.05
+    assert "design effect 1.00" in estimate.method
+    assert bootstrap_mean([0.0] * 100, clusters=clusters).hi == 0.0
+
+
+def test_clustered_proportion_widens_with_the_design_effect():
+    # Whole passages right or wrong: deff = the cluster size, 5.
+    values = np.repeat(np.random.default_rng(3).random(40) < 0.4, 5).astype(float)
+    clusters = np.arange(200) // 5
+    estimate = proportion(values, clusters=clusters)
+    plain = proportion(values)
+    assert "design effect" in estimate.method
+    deff = float(estimate.method.split("design effect ")[1].split(",")[0])
+    assert deff == pytest.approx(5 * 40 / 39, rel=0.01)
+    assert (estimate.hi - estimate.lo) > 2 * (plain.hi - plain.lo)
+
+
+# --- studentized and t intervals, warnings -------------------------------------------------------
+
+
+def test_t_interval_by_hand():
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    # mean 3.5, sd sqrt(7), se sqrt(7)/2, t_{3, 0.975} = 3.182446
+    estimate = bootstrap_mean(x, method="t")
+    half = 3.182446305284263 * math.sqrt(7) / 2
+    assert (estimate.lo, estimate.hi) == pytest.approx((3.5 - half, 3.5 + half))
+
+
+def test_studentized_interval_is_asymmetric_for_skewed_data():
+    x = np.random.default_rng(1).exponential(size=40)
+    estimate = bootstrap_mean(x, iterations=20_000)
+    assert estimate.method == "studentized bootstrap (20000 resamples)"
+    # A right-skewed mean: the interval reaches further above the mean than below.
+    assert estimate.hi - estimate.point > 1.2 * (estimate.point - estimate.lo)
+
+
+def test_heavy_tails_and_few_clusters_are_warned():
+    tailed = np.array([1.0] * 29 + [40.0])
+    assert "skewed values (sample skewness 5.2) at n = 30" in bootstrap_mean(tailed).warning
+    clustered = bootstrap_mean(np.arange(40.0), clusters=np.arange(40) // 4)
+    assert clustered.warning == (
+        "only 10 clusters: the interval may cover less than its level with fewer than 20"
+    )
+    assert bootstrap_mean(np.arange(40.0), clusters=np.arange(40) // 2).warning is None
+
+
+def test_a_few_distinct_values_fall_back_to_the_expanded_percentile():
+    estimate = bootstrap_mean([3.0, 1.0, 4.0], iterations=2000)
+    assert estimate.method == "expanded percentile bootstrap (2000 resamples)"
+    assert estimate.lo is not None and estimate.hi is not None
+    assert "too few distinct values (n = 3)" in estimate.warning

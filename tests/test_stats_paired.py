@@ -1,12 +1,26 @@
-"""Paired and clustered bootstrap tests, bootstrap p-values and Holm, on hand-made data."""
+"""Paired comparisons on hand-made data: the bootstrap, Tango's score interval for 0/1 scores,
+p-values that agree with their intervals, and Holm."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from scipy.optimize import minimize_scalar
+from scipy.stats import norm
 
 from rlhf_eval import stats
 from rlhf_eval.aggregate import summed_statistic
+from rlhf_eval.intervals.binomial import effective_divisor
+from rlhf_eval.intervals.bootstrap import design_expansion, expanded_levels
+from rlhf_eval.intervals.paired_binary import (
+    mcnemar_p_value,
+    paired_design_effect,
+    tango_bounds,
+    tango_statistic,
+)
+from rlhf_eval.intervals.simulation import counts_to_pairs
 from rlhf_eval.metrics.bleu import bleu_from_statistics
 
 
@@ -107,3 +121,152 @@ def test_paired_corpus_bleu_of_identical_systems_is_exactly_zero():
     bleu = summed_statistic(table, bleu_from_statistics)
     test = stats.paired_statistic_test(bleu, bleu, 30, iterations=500, clusters=None)
     assert (test.delta.point, test.delta.lo, test.delta.hi, test.p_value) == (0, 0, 0, 1.0)
+
+
+# --- paired proportions: Tango's score interval ----------------------------------------------
+
+
+def test_tango_matches_the_published_cavo_example():
+    # Cavo et al. (2012), Fagerland, Lydersen & Laake's "Statistical Analysis of Contingency
+    # Tables" (ch. 8), CRAN contingencytables' tests: table [[59, 6], [16, 80]], so b = n12 = 6,
+    # c = n21 = 16, N = 161: estimate -0.0621 (95% CI -0.1240 to -0.0054); McNemar's asymptotic
+    # test P = 0.033006, Z = -2.132.
+    lo, hi = tango_bounds(6, 16, 161, 0.95)
+    assert (round(lo, 4), round(hi, 4)) == (-0.1240, -0.0054)
+    assert mcnemar_p_value(6, 16) == pytest.approx(0.033006, abs=5e-7)
+    test = stats.paired_proportion_test(*counts_to_pairs(6, 16, 161))
+    assert test.delta.point == pytest.approx(-10 / 161)
+    assert (test.delta.lo, test.delta.hi) == pytest.approx((lo, hi), abs=1e-12)
+    assert test.p_value == pytest.approx(0.033006, abs=5e-7)
+    assert test.delta.method == (
+        "Tango score interval for paired proportions (n=161, discordant b=6, c=16)"
+    )
+
+
+def brute_force_score(delta: float, b: int, c: int, n: int) -> float:
+    """The score statistic with the restricted MLE of q21 found numerically: maximise the
+    multinomial log-likelihood b log(q21 + δ) + c log q21 + (n - b - c) log(1 - 2 q21 - δ)
+    over the q21 that keep every cell probability positive."""
+    low, high = max(0.0, -delta) + 1e-12, (1 - delta) / 2 - 1e-12
+
+    def negative_log_likelihood(q: float) -> float:
+        cells = np.array([q + delta, q, 1 - 2 * q - delta])
+        counts = np.array([b, c, n - b - c])
+        return -float(np.sum(counts[counts > 0] * np.log(cells[counts > 0])))
+
+    q21 = minimize_scalar(
+        negative_log_likelihood, bounds=(low, high), method="bounded", options={"xatol": 1e-12}
+    ).x
+    return (b - c - n * delta) / math.sqrt(n * (2 * q21 + delta * (1 - delta)))
+
+
+@pytest.mark.parametrize(("b", "c", "n"), [(6, 16, 161), (0, 3, 30), (5, 0, 20), (1, 1, 50)])
+def test_tango_is_the_inversion_of_the_score_test(b, c, n):
+    """An independent computation: the score statistic from a numerical restricted MLE, and the
+    interval as the set of δ on a fine grid where |Z(δ)| <= 1.96."""
+    lo, hi = tango_bounds(b, c, n, 0.95)
+    for delta in (lo, hi, (b - c) / n + 0.05, -0.3):
+        if -1 < delta < 1 and delta != (b - c) / n:
+            assert tango_statistic(delta, b, c, n) == pytest.approx(
+                brute_force_score(delta, b, c, n), rel=1e-5, abs=1e-6
+            )
+    z = norm.ppf(0.975)
+
+    def accepted(grid: np.ndarray) -> np.ndarray:
+        return grid[[abs(brute_force_score(d, b, c, n)) <= z for d in grid]]
+
+    coarse = accepted(np.arange(-0.999, 0.999, 2e-3))
+    # refine each end on a grid 100 times finer around where the coarse scan found it
+    low_end = accepted(np.arange(coarse.min() - 2e-3, coarse.min() + 2e-3, 2e-5)).min()
+    high_end = accepted(np.arange(coarse.max() - 2e-3, coarse.max() + 2e-3, 2e-5)).max()
+    assert low_end == pytest.approx(lo, abs=3e-5)
+    assert high_end == pytest.approx(hi, abs=3e-5)
+
+
+def test_no_discordant_pair_does_not_collapse():
+    # b = c = 0: Z(δ) = -sqrt(n δ / (1 - δ)) for δ > 0, so the bound is z² / (n + z²), which
+    # is also Wilson's upper bound at 0 of n.
+    z = norm.ppf(0.975)
+    test = stats.paired_proportion_test([1.0] * 60 + [0.0] * 40, [1.0] * 60 + [0.0] * 40)
+    assert test.delta.point == 0 and test.p_value == 1.0
+    assert test.delta.hi == pytest.approx(z * z / (100 + z * z), abs=1e-10)
+    assert test.delta.lo == pytest.approx(-test.delta.hi, abs=1e-10)
+    # ... where the paired bootstrap gave [0, 0]
+    old = stats.paired_bootstrap_test([1.0] * 60 + [0.0] * 40, [1.0] * 60 + [0.0] * 40)
+    assert (old.delta.lo, old.delta.hi) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("b", "c", "n"), [(3, 12, 80), (4, 12, 80), (10, 3, 40), (0, 7, 30)])
+def test_score_test_rejects_exactly_when_the_interval_excludes_zero(b, c, n):
+    test = stats.paired_proportion_test(*counts_to_pairs(b, c, n))
+    assert (test.p_value < 0.05) == (not test.delta.lo <= 0 <= test.delta.hi)
+
+
+def test_paired_proportion_drops_failures_and_needs_zero_one_scores():
+    a = [1.0, 0.0, 1.0, None, 1.0]
+    b = [1.0, 1.0, 0.0, 1.0, float("nan")]
+    test = stats.paired_proportion_test(a, b)
+    assert test.delta.n == 3 and test.delta.point == 0
+    assert "b=1, c=1" in test.delta.method
+    with pytest.raises(ValueError, match="0/1"):
+        stats.paired_proportion_test([0.5, 1.0], [1.0, 0.0])
+
+
+def test_clustered_pairs_divide_the_counts_by_the_design_effect():
+    # 20 passages of 5 questions; the discordant pairs come whole passages at a time, so the
+    # cluster-robust variance is far above the independent one.
+    candidate = np.ones(100)
+    baseline = np.ones(100)
+    baseline[:15] = 0  # passages 0-2: the candidate alone is right
+    candidate[50:55] = 0  # passage 10: the baseline alone is right
+    groups = np.arange(100) // 5
+    d = candidate - baseline
+    deff = paired_design_effect(d, groups)
+    sums = np.bincount(groups, weights=d)
+    robust = 20 / 19 * np.sum((sums - 5 * d.mean()) ** 2) / 100**2
+    independent = (20 / 100 - d.mean() ** 2) / 100
+    assert deff == pytest.approx(robust / independent)
+    assert deff > 3
+    test = stats.paired_proportion_test(candidate, baseline, clusters=groups)
+    divisor = effective_divisor(deff, 20, 0.95)
+    lo, hi = tango_bounds(15 / divisor, 5 / divisor, 100 / divisor, 0.95)
+    assert (test.delta.lo, test.delta.hi) == pytest.approx((lo, hi))
+    assert "clustered by 20 groups" in test.delta.method
+    assert test.delta.warning is None  # 20 discordant pairs in 20 clusters: enough
+    few = stats.paired_proportion_test(candidate[:50], baseline[:50], clusters=groups[:50])
+    assert few.delta.warning == (
+        "only 15 discordant pairs in 10 clusters: too few to estimate how clustering widens "
+        "the interval"
+    )
+    plain = stats.paired_proportion_test(candidate, baseline)
+    assert test.delta.hi - test.delta.lo > 1.5 * (plain.delta.hi - plain.delta.lo)
+
+
+# --- p-values agree with their intervals ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["expanded", "bca", "studentized", "t"])
+def test_p_value_is_below_alpha_exactly_when_the_interval_excludes_zero(method):
+    rng = np.random.default_rng(11)
+    agree = 0
+    for trial in range(60):
+        n = int(rng.integers(15, 60))
+        d = rng.normal(rng.normal(0, 0.4), 1.0, size=n) * rng.choice([1, 3])
+        test = stats.paired_bootstrap_test(
+            d, np.zeros(n), iterations=4000, seed=trial, method=method
+        )
+        excludes = not test.delta.lo <= 0 <= test.delta.hi
+        agree += excludes == (test.p_value < 0.05)
+    # Monte Carlo noise can split the two only where 0 sits at the interval's very end.
+    assert agree >= 58
+
+
+def test_expanded_levels_by_hand():
+    # n = 30: sqrt(30/29) * t_{29, 0.975} = 1.017095 * 2.045230 = 2.080181; Φ(-2.080181) = 0.01875
+    low, high = expanded_levels(0.95, math.sqrt(30 / 29), 29)
+    assert low == pytest.approx(0.018754, abs=2e-6)
+    assert high == pytest.approx(1 - low)
+    assert design_expansion(np.array([30])) == pytest.approx((math.sqrt(30 / 29), 29))
+    # equal strata of m units: the same expansion as one stratum of m, df summed
+    expansion, df = design_expansion(np.array([10, 10, 10]))
+    assert expansion == pytest.approx(math.sqrt(10 / 9)) and df == 27
