@@ -11,6 +11,7 @@ from rlhf_eval.models.base import (
     Loglikelihood,
     LoglikelihoodRequest,
     ModelBackend,
+    Unanswerable,
 )
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import GenerationDefaults
@@ -70,7 +71,8 @@ def answer(
         def on_batch(answers: dict[int, Loglikelihood | Generation]) -> None:
             fresh = {order[i]: response for i, response in answers.items() if order[i] not in known}
             if saves:
-                cache.put_many(fresh)
+                # An unanswerable request is not cached: a later run may answer it.
+                cache.put_many({k: r for k, r in fresh.items() if not isinstance(r, Unanswerable)})
             known.update(fresh)
             count["computed"] = count.get("computed", 0) + len(fresh)
             _tell(on_answered, positions, fresh, computed=True)

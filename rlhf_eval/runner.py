@@ -140,6 +140,8 @@ def _run_locked(
                 "source": spec.source(),
                 "dtype": spec.dtype,
                 "parameters": getattr(backend, "parameters", None),
+                # The engine and its version where the backend names one (vLLM).
+                "engine": getattr(backend, "engine", None),
             }
             if processes.is_main:
                 run.write_manifest(

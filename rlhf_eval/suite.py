@@ -46,6 +46,18 @@ _GENERATOR_FIELDS = (
 )
 """ModelSpec fields that say how to run a model: `backend: precomputed` rejects them."""
 
+VLLM_FIELDS = (
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "data_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "enforce_eager",
+    "enable_prefix_caching",
+    "engine_kwargs",
+)
+"""ModelSpec fields only `backend: vllm` reads: the others reject them."""
+
 
 class ModelSpec(_Closed):
     """One model to evaluate.
@@ -53,10 +65,12 @@ class ModelSpec(_Closed):
     For `backend: hf`, exactly one of path, hub_id or alias says where the weights come from.
     For `backend: openai`, an OpenAI-compatible server at `base_url` serves `model`.
     For `backend: precomputed`, `file` holds outputs generated elsewhere (the rows of `model`).
+    For `backend: vllm`, the weights come as for `hf`, and vLLM's engine runs them in this
+    process (docs/vllm.md); the fields after `requests_per_minute` are its options.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    backend: Literal["hf", "openai", "precomputed"] = "hf"
+    backend: Literal["hf", "openai", "precomputed", "vllm"] = "hf"
     path: Path | None = None
     hub_id: str | None = None
     alias: str | None = None
@@ -89,9 +103,34 @@ class ModelSpec(_Closed):
     """`backend: openai` only: the environment variable holding the API key."""
     max_concurrency: int = Field(8, ge=1)
     requests_per_minute: int | None = Field(None, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    """`backend: vllm` only: GPUs each layer is split over (vLLM tensor parallelism)."""
+    pipeline_parallel_size: int = Field(1, ge=1)
+    """`backend: vllm` only: GPUs (or, on Ray, nodes) the layers are split over."""
+    data_parallel_size: int = Field(1, ge=1)
+    """`backend: vllm` only, and 1: data parallelism is one engine per process (torchrun)."""
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    """`backend: vllm` only: the share of GPU memory the engine takes (vLLM's default 0.92)."""
+    max_model_len: int | None = Field(None, ge=2)
+    """`backend: vllm` only: the context window (default: the model's). A longer prompt is a
+    counted failure of its item, never truncated."""
+    enforce_eager: bool = False
+    """`backend: vllm` only: no torch.compile or CUDA graphs (faster start, slower decoding)."""
+    enable_prefix_caching: bool = True
+    """`backend: vllm` only: reuse the key/value cache of shared prefixes (few-shot primers)."""
+    engine_kwargs: dict[str, Any] = {}
+    """`backend: vllm` only: more arguments for `vllm.LLM` (vllm.EngineArgs names)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
+        vllm_only = [f for f in VLLM_FIELDS if f in self.model_fields_set]
+        if self.backend != "vllm" and vllm_only:
+            raise ValueError(
+                f"only `backend: vllm` uses {', '.join(vllm_only)}; remove them or set "
+                "`backend: vllm`"
+            )
+        if self.backend == "vllm":
+            self._check_vllm()
         if self.backend == "precomputed":
             return self._check_precomputed()
         if self.file is not None:
@@ -123,6 +162,46 @@ class ModelSpec(_Closed):
                 f"unknown alias '{self.alias}'; known aliases: {', '.join(sorted(ALIASES))}"
             )
         return self
+
+    def _check_vllm(self) -> None:
+        """vLLM's own rules; the weights' source is checked as for `hf` after this."""
+        from rlhf_eval.models.vllm import INSTALL_HINT, vllm_installed
+
+        if not vllm_installed():
+            raise ValueError(
+                f"`backend: vllm` needs vllm, which is not installed here. Fix: {INSTALL_HINT}"
+            )
+        unused = [f for f in ("device", "max_length") if f in self.model_fields_set]
+        if unused:
+            raise ValueError(
+                f"`backend: vllm` does not use {', '.join(unused)} (vLLM places the model "
+                "itself; its context window is `max_model_len`); remove them"
+            )
+        if self.dtype == "float64":
+            raise ValueError(
+                "vLLM runs float32, bfloat16 or float16, not float64; use `backend: hf` for float64"
+            )
+        if self.data_parallel_size != 1:
+            raise ValueError(
+                "vLLM's offline engine has no data parallelism inside one process. Run one "
+                f"engine per process instead: `torchrun --nproc_per_node "
+                f"{self.data_parallel_size} -m rlhf_eval run SUITE` (each process takes its "
+                "share of the GPUs), or serve the model with `--data-parallel-size "
+                f"{self.data_parallel_size}` behind `backend: openai`; and remove "
+                "`data_parallel_size` (docs/vllm.md)"
+            )
+        named = sorted(
+            set(self.engine_kwargs)
+            & (
+                set(VLLM_FIELDS)
+                | {"model", "dtype", "seed", "revision", "tokenizer", "trust_remote_code"}
+            )
+        )
+        if named:
+            raise ValueError(
+                f"`engine_kwargs` repeats {', '.join(named)}: set those as fields of the model "
+                "entry (or leave them to the entry's source), not in `engine_kwargs`"
+            )
 
     def _check_openai(self) -> ModelSpec:
         missing = [f for f in ("base_url", "model") if getattr(self, f) is None]

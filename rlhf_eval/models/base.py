@@ -94,7 +94,29 @@ class Generation:
     `toxicity`, `true`, `info` columns); tasks use them instead of running their own scorer."""
 
 
-OnBatch = Callable[[dict[int, Loglikelihood | Generation]], None]
+class UnanswerableError(AttributeError):
+    """Raised when a task reads an Unanswerable response: the runner records the item's sample
+    as a counted failure with this message (an AttributeError, so `hasattr` stays False)."""
+
+
+@dataclass(frozen=True)
+class Unanswerable:
+    """A request a backend could not answer, such as a prompt longer than its context window:
+    the item's sample fails with `reason` and is counted, never scored and never truncated.
+
+    It stands in for a Loglikelihood or Generation; reading any of their fields raises
+    UnanswerableError(reason). It is not cached: a later run with a longer window answers it.
+    """
+
+    reason: str
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnanswerableError(self.reason)
+
+
+OnBatch = Callable[[dict[int, "Loglikelihood | Generation | Unanswerable"]], None]
 """Called by a backend as each batch finishes, with {request index: response}: the caller saves
 them then, so a killed run loses at most the batch in flight."""
 

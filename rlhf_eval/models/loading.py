@@ -33,14 +33,17 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
             spec.name, loaded.resolve(spec.file), spec.model or spec.name, spec.format
         )
 
-    from rlhf_eval.models.hf import HFBackend
-
     if spec.path is not None:
         source = str(loaded.resolve(spec.path))
     elif spec.alias is not None:
         source = str(resolve_alias(spec.alias))
     else:
         source = spec.hub_id or ""
+    if spec.backend == "vllm":
+        return _load_vllm(spec, source, loaded)
+
+    from rlhf_eval.models.hf import HFBackend
+
     return HFBackend(
         spec.name,
         source,
@@ -51,4 +54,35 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
         revision=spec.revision,
         trust_remote_code=spec.trust_remote_code,
         chat_template=spec.chat_template,
+    )
+
+
+def _load_vllm(spec: ModelSpec, source: str, loaded: LoadedSuite) -> ModelBackend:
+    """vLLM's engine in this process; under torchrun/accelerate, one engine per process, on
+    this process's share of the node (rlhf_eval/models/vllm_launch.py)."""
+    from rlhf_eval.models.vllm import DEFAULT_CHUNK, EngineOptions, VLLMBackend
+    from rlhf_eval.models.vllm_launch import EngineProcess
+
+    options = EngineOptions(
+        tensor_parallel_size=spec.tensor_parallel_size,
+        pipeline_parallel_size=spec.pipeline_parallel_size,
+        gpu_memory_utilization=spec.gpu_memory_utilization,
+        max_model_len=spec.max_model_len,
+        enforce_eager=spec.enforce_eager,
+        enable_prefix_caching=spec.enable_prefix_caching,
+        engine_kwargs=tuple(spec.engine_kwargs.items()),
+    )
+    return VLLMBackend(
+        spec.name,
+        source,
+        dtype=spec.dtype,
+        # The suite's default batch (32) is small for vLLM's scheduler: chunks of 256 prompts
+        # unless the entry sets its own.
+        batch_size=spec.batch_size if "batch_size" in spec.model_fields_set else DEFAULT_CHUNK,
+        revision=spec.revision,
+        trust_remote_code=spec.trust_remote_code,
+        chat_template=spec.chat_template,
+        seed=loaded.suite.seed,
+        options=options,
+        process=EngineProcess.from_environment(),
     )
