@@ -282,6 +282,11 @@ def compute_results(
         for reference in loaded.references_of(m["name"])
         if reference in present
     ]
+    pairs += [
+        (p.candidate, p.baseline, "pair")
+        for p in loaded.suite.pairs
+        if {p.candidate, p.baseline} <= present
+    ]
     comparisons: list[ComparisonResult] = []
     for candidate, other, against in pairs:
         family = []
@@ -325,7 +330,15 @@ def compute_results(
         run_name=run.manifest()["run_name"],
         suite_name=loaded.name,
         created=now(),
-        models=[ModelEntry(name=m["name"], role=m["role"], identity=m["identity"]) for m in models],
+        models=[
+            ModelEntry(
+                name=m["name"],
+                role=m["role"],
+                identity=m["identity"],
+                group=next((s.group for s in loaded.suite.models if s.name == m["name"]), None),
+            )
+            for m in models
+        ],
         tasks=[
             {
                 "id": task_id,

@@ -52,9 +52,9 @@ class MetricResult(_Closed):
 class ComparisonResult(_Closed):
     """A paired difference (candidate minus baseline) on the items both models answered.
 
-    `against` says which model the candidate is set against: the suite's `role: baseline`, or a
-    `role: reference` model (the alignment tax: policy minus reference), whose name is then in
-    `baseline`.
+    `against` says which model the candidate is set against: the suite's `role: baseline`, a
+    `role: reference` model (the alignment tax: policy minus reference), or a model named in
+    the suite's `pairs`; its name is then in `baseline`.
     """
 
     candidate: str
@@ -65,7 +65,7 @@ class ComparisonResult(_Closed):
     delta: EstimateRecord
     candidate_point: float | None = None
     baseline_point: float | None = None
-    against: Literal["baseline", "reference"] = "baseline"
+    against: Literal["baseline", "reference", "pair"] = "baseline"
     p_value: float | None = None
     """Two-sided p-value of delta = 0, from the method that gave the interval (the bootstrap's
     resamples, or Tango's score test for 0/1 metrics)."""
@@ -107,6 +107,9 @@ class ModelEntry(_Closed):
     role: str
     identity: str
     """Backend, weights hash and dtype: what the response cache keys on."""
+    group: str | None = None
+    """The suite's model group (e.g. a size), whose baseline and references it is compared
+    with."""
 
 
 class TaskEntry(_Closed):

@@ -292,10 +292,11 @@ def _evaluate(
 
 
 class _ChunkWriter:
-    """Saves a chunk's samples as their requests are answered: a document whose requests are
-    all answered is scored and appended at once (tasks scored one document at a time), so a
-    killed run keeps every finished sample; tasks that score in batches (a judge) are scored
-    when the whole chunk is answered, from answers already in the cache."""
+    """Saves a chunk's samples as their requests are answered: each run of documents whose
+    requests are all answered, from the first not yet written, is scored and appended at once
+    (tasks scored one document at a time), so samples stay in document order and a killed run
+    keeps them; tasks that score in batches (a judge) are scored when the whole chunk is
+    answered. Either way every answer is already in the cache, so nothing is computed twice."""
 
     def __init__(self, task: Task, docs: list[Document], run: RunDir, model: str, task_id, advance):
         self.task, self.docs, self.run, self.model, self.task_id = task, docs, run, model, task_id
@@ -313,16 +314,18 @@ class _ChunkWriter:
     def answered(self, positions: list[int], responses: list, computed: bool) -> None:
         """Record answers (`computed` now, or from the cache); write the documents they
         complete; log the event after both are on disk."""
-        ready = []
         for position, response in zip(positions, responses, strict=True):
             if self.responses[position] is None:
                 self.responses[position] = response
-                doc = self.owner[position]
-                self.waiting[doc] -= 1
-                if self.waiting[doc] == 0:
-                    ready.append(doc)
-        if self.one_at_a_time and ready:
-            self._write(sorted(ready))
+                self.waiting[self.owner[position]] -= 1
+        ready = []
+        if self.one_at_a_time:
+            start = self.written.index(False) if False in self.written else len(self.docs)
+            end = start
+            while end < len(self.docs) and self.waiting[end] == 0:
+                end += 1
+            ready = list(range(start, end))
+            self._write(ready)
         self.run.log_progress(
             {
                 "model": self.model,

@@ -288,6 +288,14 @@ class ContrastSpec(_Closed):
     """Which metrics; default every metric both entries report."""
 
 
+class PairSpec(_Closed):
+    """One more paired comparison, `candidate` minus `baseline`, on every task: e.g. PPO-ptx
+    against PPO, whether the pretraining mix repairs the alignment tax."""
+
+    candidate: str
+    baseline: str
+
+
 class Suite(_Closed):
     name: str | None = None
     output_dir: Path = Path("runs")
@@ -303,6 +311,8 @@ class Suite(_Closed):
     name them in their options. A judge's `role` is ignored."""
     gates: list[GateSpec] = []
     contrasts: list[ContrastSpec] = []
+    pairs: list[PairSpec] = []
+    """Paired comparisons beyond each model against its baseline and references."""
 
     @model_validator(mode="after")
     def _unique(self) -> Suite:
@@ -316,6 +326,14 @@ class Suite(_Closed):
                 raise ValueError(
                     f"duplicate {what} {', '.join(duplicates)}: give each entry a distinct "
                     + ("`id`" if what == "task id" else "`name`")
+                )
+        names = {m.name for m in self.models}
+        for pair in self.pairs:
+            unknown = [n for n in (pair.candidate, pair.baseline) if n not in names]
+            if unknown or pair.candidate == pair.baseline:
+                raise ValueError(
+                    f"pairs: {pair.candidate} - {pair.baseline} must name two different models of "
+                    f"`models:` ({', '.join(sorted(names))})"
                 )
         for group in {m.group for m in self.models}:
             baselines = [m.name for m in self.models if m.group == group and m.role == "baseline"]

@@ -68,6 +68,9 @@ class Ranking:
     completions: tuple[str, ...]
     ranks: tuple[int, ...]
     source: str
+    labeler: str | None = None
+    """Who ranked it, when the row says (`labeler`): labelers may disagree with each other,
+    but one labeler's rankings of a prompt must not form a cycle."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
             prompt = r.get("prompt", "")
             if isinstance(prompt, list):
                 prompt = parse_row(lambda row: user_ending(row, "prompt"), source, r)
-            ranking = Ranking(prompt, tuple(completions), tuple(ranks), source)
+            ranking = Ranking(prompt, tuple(completions), tuple(ranks), source, r.get("labeler"))
         elif "chosen" in r and "rejected" in r:
             if any(isinstance(r.get(k), list) for k in ("prompt", "chosen", "rejected")):
                 prompt, chosen, rejected = parse_row(preference_row, source, r)
@@ -222,7 +225,7 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
                     prompt, chosen, rejected = r["prompt"], r["chosen"], r["rejected"]
                 else:
                     prompt, chosen, rejected = split_implicit_prompt(r["chosen"], r["rejected"])
-            ranking = Ranking(prompt, (chosen, rejected), (0, 1), source)
+            ranking = Ranking(prompt, (chosen, rejected), (0, 1), source, r.get("labeler"))
         else:
             raise TrainDataError(
                 f"{source}: a ranking needs `completions` and `ranks` (rank 0 best, ties "
@@ -245,12 +248,14 @@ def load_rankings(path: Path, limit: int | None = None) -> list[Ranking]:
 
 
 def check_no_cycles(rankings: list[Ranking]) -> None:
-    """Rows of the same prompt must not contradict each other (A > B in one row, B > A in
-    another, or A > B > C > A over three): a cycle has no reward that fits it, and training on
-    it teaches noise. Raises TrainDataError naming the rows of the first cycle."""
+    """One labeler's rows of a prompt must not contradict each other (A > B in one row, B > A
+    in another, or A > B > C > A over three): no reward fits a cycle, so it is a data error.
+    Rows that name different `labeler`s may disagree (that is inter-labeler disagreement, as
+    in the paper); rows without one count as one labeler. Raises TrainDataError naming the
+    rows of the first cycle."""
     edges: dict[str, dict[str, dict[str, str]]] = {}
     for ranking in rankings:
-        graph = edges.setdefault(repr(ranking.prompt), {})
+        graph = edges.setdefault(repr((ranking.prompt, ranking.labeler)), {})
         for better, r_better in zip(ranking.completions, ranking.ranks, strict=True):
             for worse, r_worse in zip(ranking.completions, ranking.ranks, strict=True):
                 if r_better < r_worse:

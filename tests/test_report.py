@@ -276,7 +276,7 @@ def test_pipes_and_newlines_in_text_do_not_break_markdown_tables(tmp_path: Path)
         elif tables[-1]:
             tables.append([])
     tables = [t for t in tables if t]
-    assert len(tables) == 4  # models, results, comparisons, wall time
+    assert len(tables) == 5  # scorecard, models, results, comparisons, wall time
     for table in tables:
         widths = {len(_cells(row)) for row in table}
         assert len(widths) == 1, table

@@ -212,6 +212,7 @@ def read_kway_rankings(rows: list[Row]) -> list[Ranking]:
                 completions=completions,
                 ranks=ranks,
                 id=identifier(row, "id"),
+                labeler=identifier(row, "labeler"),
             )
         )
     return out
@@ -225,6 +226,7 @@ def write_kway_rankings(rankings: list[Ranking]) -> list[dict[str, Any]]:
                 "prompt": r.prompt if isinstance(r.prompt, str) else message_rows(r.prompt),
                 "completions": list(r.completions),
                 "ranks": list(r.ranks),
+                "labeler": r.labeler,
             }
         )
         for r in rankings

@@ -103,6 +103,9 @@ class Ranking:
     id: str | None = None
     origin: str | None = None
     source: str = field(default="", compare=False)
+    labeler: str | None = None
+    """Who ranked it, where known: rankings of one prompt by two labelers may disagree, while
+    one labeler's may not form a cycle (rlhf-train checks)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt", check_prompt(self.prompt))

@@ -47,6 +47,7 @@ def rankings_from_labels(labels: list[Label]) -> tuple[list[Ranking], int]:
                 ranks=ranks,
                 id=f"{doc_id}:{labeler}",
                 origin="rlhf-eval label",
+                labeler=labeler,
             )
         )
     return rankings, all_tied

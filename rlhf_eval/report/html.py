@@ -16,6 +16,7 @@ from rlhf_eval.report.breakdown import (
     contrast_rows,
     subgroup_rows,
 )
+from rlhf_eval.report.groups import group_figure, group_view
 from rlhf_eval.report.loading import SampleTable
 from rlhf_eval.report.markdown import (
     COMPARISON_COLUMNS,
@@ -32,9 +33,16 @@ from rlhf_eval.report.markdown import (
     wall_rows,
 )
 from rlhf_eval.report.plots import delta_forest, metric_bars, tax_forest
+from rlhf_eval.report.scorecard import (
+    SCORECARD_NOTE,
+    build_scorecard,
+    gate_lines,
+    scorecard_cells,
+    scorecard_header,
+)
 from rlhf_eval.report.tax import TAX_COLUMNS, TAX_NOTE, tax_tables
 from rlhf_eval.report.variants import variant_bars, variant_groups
-from rlhf_eval.results import Results
+from rlhf_eval.results import ComparisonResult, Results
 from rlhf_eval.tasks.base import Sample
 
 VERDICT_CLASSES = {"better": "better", "worse": "worse"}
@@ -90,6 +98,14 @@ def _table_view(table: SampleTable, cap: int) -> dict[str, Any]:
     }
 
 
+def headline_only(comparisons: list[ComparisonResult]) -> list[ComparisonResult]:
+    """The first metric of each task (its headline), for plots that must stay readable."""
+    seen: dict[str, ComparisonResult] = {}
+    for c in comparisons:
+        seen.setdefault(c.task, c)
+    return list(seen.values())
+
+
 def render_html(
     results: Results,
     manifest: dict[str, Any],
@@ -123,14 +139,29 @@ def render_html(
         (f"{g.task_name} by prompt variant (95% CI)", _data_uri(variant_bars(results, g)))
         for g in variant_groups(results)
     ]
+    view = group_view(results)
+    if view is not None:
+        plots = [
+            (f"{family} by model and group (95% CI)", _data_uri(group_figure(view, family)))
+            for family in view.panels
+        ] + plots
     plots += [
         (
             f"Alignment tax, {t.policy} - {t.reference} (95% CI; each row on its own scale)",
-            _data_uri(tax_forest(t.comparisons)),
+            _data_uri(tax_forest(headline_only(t.comparisons))),
         )
         for t in taxes
     ]
+    card = build_scorecard(results, manifest)
     return template.render(
+        scorecard=None
+        if card is None
+        else {
+            "note": SCORECARD_NOTE,
+            "columns": scorecard_header(card),
+            "rows": scorecard_cells(card),
+            "gates": gate_lines(card),
+        },
         run_name=manifest.get("run_name") or results.run_name,
         suite_name=manifest.get("suite_name") or results.suite_name,
         created=manifest.get("created") or results.created,

@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
-
-Row = dict[str, str]
+from rlhf_eval.report.groups import group_view, groups_markdown
+from rlhf_eval.report.scorecard import build_scorecard, scorecard_markdown
+from rlhf_eval.report.tables import (  # noqa: F401  (re-exported: the report's table helpers)
+    WARNING_MARK,
+    Row,
+    escape_cell,
+    format_ci,
+    format_value,
+    markdown_table,
+    verdict,
+)
+from rlhf_eval.results import ComparisonResult, Results
 
 RESULT_COLUMNS = ("task", "metric", "model", "value", "95% CI", "n", "failed", "method")
 COMPARISON_COLUMNS = (
@@ -23,26 +32,7 @@ COMPARISON_COLUMNS = (
 MODEL_COLUMNS = ("model", "role", "source", "dtype", "identity")
 WALL_COLUMNS = ("model", "task", "wall time")
 HEADER_PACKAGES = ("torch", "transformers", "rlhf-eval")
-WARNING_MARK = "⚠"
-"""Beside an interval whose estimate carries a warning; the text is listed under the tables."""
 MAX_WARNINGS = 40
-
-
-def format_value(x: float | None) -> str:
-    """Four decimals; "n/a" when there is no estimate (n == 0)."""
-    return "n/a" if x is None else f"{x:.4f}"
-
-
-def format_ci(est: EstimateRecord) -> str:
-    """[lo, hi] to 4 decimals, with the level added when it is not the 95% the header says."""
-    if est.point is None or est.lo is None or est.hi is None:
-        return "n/a"
-    ci = f"[{est.lo:.4f}, {est.hi:.4f}]"
-    if abs(est.confidence - 0.95) > 1e-9:
-        ci += f" ({est.confidence:.0%})"
-    if getattr(est, "warning", None):
-        ci += f" {WARNING_MARK}"
-    return ci
 
 
 def warning_lines(results: Results) -> list[tuple[str, str]]:
@@ -90,18 +80,6 @@ def warning_markdown(results: Results) -> list[str]:
     if len(lines) > MAX_WARNINGS:
         out.append(f"- ... and {len(lines) - MAX_WARNINGS} more (see `warning` in results.json)")
     return out
-
-
-def verdict(comparison: ComparisonResult) -> str:
-    """Better or worse when the delta's CI excludes 0, read through higher_is_better."""
-    d = comparison.delta
-    if d.point is None or d.lo is None or d.hi is None:
-        return "n/a"
-    if d.lo > 0:
-        return "better" if comparison.higher_is_better else "worse"
-    if d.hi < 0:
-        return "worse" if comparison.higher_is_better else "better"
-    return "no significant difference"
 
 
 def format_seconds(seconds: float) -> str:
@@ -204,23 +182,6 @@ def package_versions(manifest: dict[str, Any]) -> dict[str, str]:
     return {name: normalized.get(name, "not recorded") for name in HEADER_PACKAGES}
 
 
-def escape_cell(text: object) -> str:
-    """Make text safe inside a GFM table cell: escape pipes, fold newlines into spaces."""
-    s = str(text).replace("\\|", "\\\\|").replace("|", "\\|")
-    return re.sub(r"\s*(?:\r\n|\r|\n)\s*", " ", s).strip()
-
-
-def markdown_table(columns: tuple[str, ...], rows: list[Row]) -> str:
-    """A GFM table; every cell is escaped, numeric-looking columns are right-aligned."""
-    right = {"value", "95% CI", "n", "failed", "delta", "wall time"}
-    lines = [
-        "| " + " | ".join(escape_cell(c) for c in columns) + " |",
-        "|" + "|".join("---:" if c in right else "---" for c in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(escape_cell(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _inline(text: object) -> str:
     """Header values outside tables: one line, no stray emphasis, links or HTML tags.
 
@@ -246,6 +207,12 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     out.append(
         "- **Packages:** " + ", ".join(f"{_inline(k)} {_inline(v)}" for k, v in versions.items())
     )
+    card = build_scorecard(results, manifest)
+    if card is not None:
+        out += ["", *scorecard_markdown(card)]
+    view = group_view(results)
+    if view is not None:
+        out += groups_markdown(view)
     out += ["", "## Models", "", markdown_table(MODEL_COLUMNS, model_rows(results, manifest))]
     out += ["", "## Results", ""]
     rows = result_rows(results)

@@ -8,7 +8,7 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rlhf_eval.report.markdown import verdict
+from rlhf_eval.report.tables import verdict
 from rlhf_eval.report.tax import flag
 from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
 
@@ -18,6 +18,7 @@ BASELINE_COLOR = "#9e9e9e"
 MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728"}
 NEUTRAL_COLOR = "#444444"
+MAX_PANELS = 12
 
 
 def _png(fig: Figure) -> bytes:
@@ -38,13 +39,16 @@ def _error(est: EstimateRecord) -> tuple[float, float] | None:
 def baseline_models(results: Results) -> set[str]:
     """Models drawn as the baseline: role "baseline", or the baseline of any comparison."""
     named = {m.name for m in results.models if m.role == "baseline"}
-    return named | {c.baseline for c in results.comparisons}
+    return named | {c.baseline for c in results.comparisons if c.against != "pair"}
 
 
 def metric_bars(results: Results) -> bytes | None:
     """One panel per task/metric, one bar per model with its 95% CI; the baseline is grey
-    and hatched. None when there is nothing to plot."""
+    and hatched; past MAX_PANELS panels, each task's headline metric only (the tables keep
+    every metric). None when there is nothing to plot."""
     keys = list(dict.fromkeys((m.task, m.metric) for m in results.metrics))
+    if len(keys) > MAX_PANELS:
+        keys = list({task: (task, metric) for task, metric in reversed(keys)}.values())[::-1]
     if not keys:
         return None
     models = [m.name for m in results.models]
@@ -135,8 +139,11 @@ def tax_forest(comparisons: list[ComparisonResult]) -> bytes | None:
     significant gain. None when there are no comparisons."""
     if not comparisons:
         return None
-    fig = Figure(figsize=(7.5, 0.55 * len(comparisons) + 0.9), layout="constrained")
+    # Fixed margins, not a layout engine: with one axes per row, constrained layout cost
+    # seconds per figure.
+    fig = Figure(figsize=(7.5, 0.55 * len(comparisons) + 0.9))
     axes = fig.subplots(len(comparisons), 1, squeeze=False)[:, 0]
+    fig.subplots_adjust(left=0.42, right=0.97, hspace=0.9)
     for ax, c in zip(axes, comparisons, strict=True):
         ax.axvline(0, color="#000000", linewidth=0.8, linestyle="--")
         label = f"{c.task} / {c.metric}"

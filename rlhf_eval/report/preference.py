@@ -28,7 +28,7 @@ from rlhf_eval.metrics.preference import (
     position_consistency,
     win_rate_summary,
 )
-from rlhf_eval.report.markdown import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.stats import Estimate
 from rlhf_eval.store import RunDir

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_eval.report.markdown import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
 from rlhf_eval.results import ComparisonResult, Results
 
 TAX_COLUMNS = (

@@ -183,3 +183,14 @@ def test_contradictory_or_malformed_rankings_exit_2_with_the_line(tmp_path, case
     assert main(["rm", str(config)]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl:" in err and "Traceback" not in err
+
+
+def test_two_labelers_may_disagree_but_one_may_not_contradict_itself(tmp_path):
+    rows = [
+        {"prompt": "p", "completions": ["A", "B"], "ranks": [0, 1], "labeler": "alice"},
+        {"prompt": "p", "completions": ["B", "A"], "ranks": [0, 1], "labeler": "bob"},
+    ]
+    assert len(load_rankings(write_jsonl(tmp_path / "ok.jsonl", rows))) == 2
+    rows.append({"prompt": "p", "chosen": "B", "rejected": "A", "labeler": "alice"})
+    with pytest.raises(TrainDataError, match=r"bad.jsonl:1, 3: .*cycle"):
+        load_rankings(write_jsonl(tmp_path / "bad.jsonl", rows))
