@@ -99,10 +99,11 @@ def _table_view(table: SampleTable, cap: int) -> dict[str, Any]:
 
 
 def headline_only(comparisons: list[ComparisonResult]) -> list[ComparisonResult]:
-    """The first metric of each task (its headline), for plots that must stay readable."""
-    seen: dict[str, ComparisonResult] = {}
+    """Each pair's first metric of each task (its headline), for plots that must stay
+    readable."""
+    seen: dict[tuple[str, str, str], ComparisonResult] = {}
     for c in comparisons:
-        seen.setdefault(c.task, c)
+        seen.setdefault((c.candidate, c.baseline, c.task), c)
     return list(seen.values())
 
 
@@ -132,7 +133,7 @@ def render_html(
         ("Scores by model (95% CI)", _data_uri(metric_bars(results))),
         (
             "Paired deltas, candidate - baseline (95% CI)",
-            _data_uri(delta_forest(baseline_comparisons(results))),
+            _data_uri(delta_forest(headline_only(baseline_comparisons(results)))),
         ),
     ]
     plots += [
