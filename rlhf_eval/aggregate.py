@@ -193,15 +193,19 @@ def compare_metric(
     a, b = valid_samples(candidate, spec.name), valid_samples(baseline, spec.name)
     shared = sorted(a.keys() & b.keys())
     groups = [a[d].get("cluster") or d for d in shared]
+    table_a = corpus_table(spec, [a[d] for d in shared])
+    table_b = corpus_table(spec, [b[d] for d in shared])
+    differing = int(np.any(table_a != table_b, axis=1).sum()) if shared else 0
     return stats.paired_statistic_test(
-        summed_statistic(corpus_table(spec, [a[d] for d in shared]), spec.corpus.score),
-        summed_statistic(corpus_table(spec, [b[d] for d in shared]), spec.corpus.score),
+        summed_statistic(table_a, spec.corpus.score),
+        summed_statistic(table_b, spec.corpus.score),
         len(shared),
         confidence=settings.confidence,
         iterations=settings.bootstrap_iterations,
         seed=seed,
         clusters=shared_clusters(groups),
         strata=corpus_strata(spec, [a[d] for d in shared]),
+        differing=differing,
     )
 
 

@@ -299,7 +299,7 @@ def bootstrap_statistic(
     the units per stratum (intervals.bootstrap.design_expansion).
     """
     return _statistic_test(
-        statistic, n, confidence, iterations, seed, clusters, strata, method, None
+        statistic, n, confidence, iterations, seed, clusters, strata, method, False, None
     ).delta
 
 
@@ -312,7 +312,8 @@ def _statistic_test(
     clusters: Sequence[Hashable] | None,
     strata: Sequence[Hashable] | None,
     method: StatisticMethod,
-    paired_difference: Statistic | None,
+    paired: bool,
+    differing: int | None,
 ) -> PairedTest:
     _check_confidence(confidence)
     _check_iterations(iterations)
@@ -320,7 +321,7 @@ def _statistic_test(
         raise ValueError(f"a statistic's method must be 'percentile' or 'expanded', got {method!r}")
     groups = None if clusters is None else cluster_codes(clusters, n)
     layers = None if strata is None else group_strata(strata, groups, n)
-    prefix = "" if paired_difference is None else "paired "
+    prefix = "paired " if paired else ""
     description = prefix + _describe(method, iterations, groups, layers)
     if n == 0:
         return PairedTest(Estimate(None, None, None, 0, description, confidence), None)
@@ -328,8 +329,7 @@ def _statistic_test(
     if not can_resample(groups, layers):
         return PairedTest(Estimate(point, None, None, n, description, confidence), None)
     units, per_stratum = unit_counts(n, groups, layers)
-    differing = None
-    if paired_difference is not None:
+    if paired and differing is None:
         # Each item alone: where the two models' statistics agree, its difference is 0.
         differing = int(np.count_nonzero(call_statistic(statistic, np.arange(n)[:, None])))
     warning = trust.statistic_warning(n, units, per_stratum, differing, groups is not None)
@@ -435,6 +435,7 @@ def paired_statistic_test(
     clusters: Sequence[Hashable] | None = None,
     strata: Sequence[Hashable] | None = None,
     method: StatisticMethod = "expanded",
+    differing: int | None = None,
 ) -> PairedTest:
     """Paired bootstrap of a corpus-level statistic: candidate(idx) - baseline(idx).
 
@@ -442,15 +443,16 @@ def paired_statistic_test(
     by the caller), which is what pairs them (Koehn 2004, "Statistical significance tests for
     machine translation evaluation"); each takes indices of shape (B, k) and returns (B,), as in
     bootstrap_statistic. The point is the difference on the full data. `clusters` and `strata`
-    resample as in bootstrap_statistic. The warning counts the items whose statistics differ
-    between the models (each item scored alone).
+    resample as in bootstrap_statistic. The warning counts the items on which the models
+    differ: `differing` where the caller knows it (rows of sufficient statistics that differ),
+    else the items whose statistic, scored alone, differs.
     """
 
     def difference(indices: np.ndarray) -> np.ndarray:
         return call_statistic(candidate, indices) - call_statistic(baseline, indices)
 
     return _statistic_test(
-        difference, n, confidence, iterations, seed, clusters, strata, method, difference
+        difference, n, confidence, iterations, seed, clusters, strata, method, True, differing
     )
 
 

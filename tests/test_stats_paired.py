@@ -270,3 +270,25 @@ def test_expanded_levels_by_hand():
     # equal strata of m units: the same expansion as one stratum of m, df summed
     expansion, df = design_expansion(np.array([10, 10, 10]))
     assert expansion == pytest.approx(math.sqrt(10 / 9)) and df == 27
+
+
+def test_paired_statistic_warns_when_few_items_differ():
+    rng = np.random.default_rng(5)
+    base = rng.random(100)
+    cand = base.copy()
+    cand[:3] += 0.5
+
+    def mean_of(x: np.ndarray):
+        return lambda idx: x[idx].mean(axis=1)
+
+    test = stats.paired_statistic_test(mean_of(cand), mean_of(base), 100, iterations=500)
+    assert test.delta.warning == (
+        "only 3 of 100 items differ between the models: no interval method held 95% with "
+        "fewer than 20"
+    )
+    # the caller may count differing items itself (rows of sufficient statistics)
+    told = stats.paired_statistic_test(
+        mean_of(cand), mean_of(base), 100, iterations=500, differing=60
+    )
+    assert told.delta.warning is None
+    assert (told.delta.lo, told.delta.hi) == (test.delta.lo, test.delta.hi)
