@@ -104,6 +104,34 @@ def _parser() -> argparse.ArgumentParser:
     prompts.add_argument("out", type=Path, help="JSONL file to write")
     prompts.set_defaults(handler=_prompts)
 
+    check = commands.add_parser(
+        "check-backend",
+        help="answer a sample of a suite's requests with the transformers backend and with a "
+        "model's own backend (vllm, a server); exit 1 when they differ beyond the tolerance",
+    )
+    check.add_argument("suite", type=Path)
+    check.add_argument("--model", required=True, help="the suite model whose backend is checked")
+    check.add_argument(
+        "--reference",
+        help="a `backend: hf` model of the suite to compare with (default: --model's weights "
+        "under transformers)",
+    )
+    check.add_argument("--sample", type=int, default=64, help="log-likelihood requests compared")
+    check.add_argument("--generations", type=int, default=16, help="greedy generations compared")
+    check.add_argument("--max-new-tokens", type=int, default=64, help="cap on each generation")
+    check.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="largest accepted difference of a summed log-prob (fp32: 1e-3; bf16 needs ~0.5)",
+    )
+    check.add_argument(
+        "--min-agreement", type=float, default=1.0, help="share of identical generations needed"
+    )
+    check.add_argument("--seed", type=int, default=0, help="which requests are sampled")
+    check.add_argument("--out", type=Path, help="also write the measurements as JSON here")
+    check.set_defaults(handler=_check_backend)
+
     tasks = commands.add_parser("tasks", help="list registered tasks and their options")
     tasks.set_defaults(handler=_tasks)
 
@@ -306,6 +334,26 @@ def _label(args) -> int:
 
     label_command(args.run, args.task, args.host, args.port, args.export, args.summary)
     return EXIT_OK
+
+
+def _check_backend(args) -> int:
+    from rlhf_eval.backend_check import CheckSettings, check_backend, render
+    from rlhf_eval.suite import load_suite
+
+    loaded = load_suite(args.suite)
+    settings = CheckSettings(
+        sample=args.sample,
+        generations=args.generations,
+        max_new_tokens=args.max_new_tokens,
+        tolerance=args.tolerance,
+        min_agreement=args.min_agreement,
+        seed=args.seed,
+    )
+    check = check_backend(loaded, args.model, args.reference, settings)
+    print(render(check))
+    if args.out:
+        args.out.write_text(check.to_json())
+    return EXIT_OK if check.passed else EXIT_GATE_FAILED
 
 
 def _tasks(args) -> int:

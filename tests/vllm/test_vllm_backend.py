@@ -17,9 +17,11 @@ from rlhf_eval.models.base import (
     Unanswerable,
     UnanswerableError,
 )
-from tests.vllm.helpers import SHARED_DATA, needs_vllm
+from rlhf_eval.models.vllm import vllm_installed
+from tests.vllm.helpers import REASON, SHARED_DATA
 
-pytestmark = needs_vllm
+if not vllm_installed():
+    pytest.skip(REASON, allow_module_level=True)
 
 PROMPTS = [
     "The capital of France is",
