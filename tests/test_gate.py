@@ -10,6 +10,7 @@ import pytest
 
 from rlhf_eval.cli import main
 from rlhf_eval.gate import GateCheck, compare_runs, gate_checks
+from rlhf_eval.pairing import item_hash
 from rlhf_eval.results import (
     ComparisonResult,
     EstimateRecord,
@@ -18,7 +19,6 @@ from rlhf_eval.results import (
     Results,
     TaskEntry,
 )
-from rlhf_eval.pairing import item_hash
 from rlhf_eval.store import RunDir
 
 

@@ -129,7 +129,9 @@ def test_macro_average_is_the_mean_of_subtask_accuracies():
     settings = StatsSettings(bootstrap_iterations=2000)
     estimate = estimate_corpus(spec, samples, settings, seed=0)
     assert estimate.point == pytest.approx(1 / 3)
-    assert estimate.method == "percentile bootstrap (2000 resamples, stratified by 2 strata)"
+    assert estimate.method == (
+        "expanded percentile bootstrap (2000 resamples, stratified by 2 strata)"
+    )
     # date_understanding is all wrong in every replicate, so the macro average lies in
     # {0, 1/6, 1/3, 1/2}: boolean_expressions resampled, 0 to 3 right of 3, halved
     assert estimate.lo >= 0.0 and estimate.hi <= 0.5

@@ -317,7 +317,9 @@ def test_run_suite_reports_truthfulness_by_category(tmp_path, tiny_model_dir):
     truthful = next(
         m for m in results.metrics if (m.task, m.metric) == ("truthfulqa_gen", "truthful")
     )
-    assert truthful.estimate.n == 3 and truthful.estimate.method == "wilson"
+    # 0/1 with fewer than 5 successes: Clopper-Pearson, not Wilson (docs/statistics.md).
+    assert truthful.estimate.n == 3
+    assert truthful.estimate.method == "Clopper-Pearson (fewer than 5 successes)"
     groups = {
         s.group: s.estimate.n
         for s in results.subgroups
