@@ -165,7 +165,7 @@ def gate_table(checks: list[GateCheck]) -> str:
     ]
     for check in checks:
         c, d = check.comparison, check.comparison.delta
-        interval = f"{_num(d.point)} [{_num(d.lo)}, {_num(d.hi)}]"
+        interval = f"{_num(d.point)} [{_num(d.lo)}, {_num(d.hi)}]" + (" ⚠" if d.warning else "")
         lines.append(
             f"| {c.task}/{c.metric} | {c.candidate} {_num(c.candidate_point)} | {c.baseline} "
             f"{_num(c.baseline_point)} | {interval} | {d.n} | {_num(check.worst_drop)} | "
@@ -176,6 +176,13 @@ def gate_table(checks: list[GateCheck]) -> str:
     note = shared_items_note([check.comparison for check in checks])
     if note:
         lines += ["", note]
+    warned = [c.comparison for c in checks if c.comparison.delta.warning]
+    if warned:
+        lines += [""] + [
+            f"- ⚠ {c.task}/{c.metric}: {c.delta.warning} The verdict stands on this interval; "
+            "read it with that in mind."
+            for c in warned
+        ]
     lines.append("")
     lines.append(
         f"**{'PASS' if verdict else 'FAIL'}**: a metric passes when the lower end of its 95% "

@@ -228,3 +228,14 @@ def test_non_finite_margins_exit_2(tmp_path, margin, capsys):
     a = make_run(tmp_path, "a", BASE)
     assert main(["gate", str(a), "--baseline", str(a), "--max-drop", margin]) == 2
     assert "finite" in capsys.readouterr().err
+
+
+def test_a_warned_interval_is_flagged_in_the_gate_table(tmp_path, capsys):
+    """A paired difference resting on a few differing items carries a warning (issue 19); the
+    gate table shows it beside the interval and says why."""
+    base = [0.5] * 100
+    cand = [0.5] * 95 + [0.4] * 5
+    a, b = make_run(tmp_path, "a", cand), make_run(tmp_path, "b", base)
+    main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.05"])
+    out = capsys.readouterr().out
+    assert "⚠ |" in out and "- ⚠ qa/acc:" in out

@@ -19,10 +19,11 @@ TAX_COLUMNS = (
     "flag",
 )
 TAX_NOTE = (
-    "delta = policy - reference on the items both answered, paired bootstrap percentile "
-    "interval (whole passages resampled where questions share one); p: two-sided bootstrap "
-    "p-value of no difference; Holm p: adjusted across the suite's benchmarks (each task's "
-    "headline metric, the first it lists); flag: regression / gain where Holm p < 1 - confidence."
+    "delta = policy - reference on the items both answered, with the paired interval the "
+    "results list as its method (passages kept together where questions share one); p: "
+    "two-sided p-value of no difference from the same method; Holm p: adjusted across the "
+    "suite's benchmarks (each task's headline metric, the first it lists); flag: regression / "
+    "gain where Holm p < 1 - confidence."
 )
 
 
