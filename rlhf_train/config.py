@@ -59,7 +59,9 @@ class PretrainMix(_Closed):
 
     data: DataSource
     coef: float = Field(1.0, ge=0.0)
-    """gamma of eq. 2; 0 turns the term off exactly."""
+    """gamma of eq. 2, per token: the step's loss adds coef times the mean NLL per pretraining
+    token to the PPO loss, itself a mean per completion token. The paper's gamma = 27.8 is not
+    on this scale (its normalisation is not published), so tune it here. 0 turns it off exactly."""
     batch_size: int = Field(8, ge=1)
     """Documents per optimiser step, over all processes."""
     max_length: int = Field(256, ge=2)
@@ -74,9 +76,10 @@ class RunConfig(_Closed):
     overlong: Literal["error", "skip"] = "error"
     """An example longer than max_length raises (default) or is dropped and counted."""
     dtype: Literal["float32", "bfloat16", "float64"] = "float32"
-    """The models' precision. float64 is for exact checks: two data-parallel processes then
-    match one process to about 1e-15, where float32's reduction order alone moves weights by
-    up to 2e-5 after a few Adam steps."""
+    """The models' precision. bfloat16 is mixed precision: float32 weights (the optimiser's master
+    copy, also what is saved) with every forward of every model under bf16 autocast. float64 is
+    for exact checks: two data-parallel processes then match one process to about 1e-15, where
+    float32's reduction order alone moves weights by up to 2e-5 after a few Adam steps."""
     log_with: list[Literal["tensorboard", "wandb"]] = []
     log_every: int = Field(1, ge=1)
     save_every: int | None = Field(None, ge=1)
@@ -118,7 +121,9 @@ class SFTConfig(RunConfig):
 
 
 class RMConfig(RunConfig):
-    model: ModelName
+    model: ModelName | None = None
+    """The model the reward model starts from. The paper starts it from the SFT model (sec. 3.5),
+    which is what `rlhf-train pipeline` does when this is unset; `rlhf-train rm` needs it set."""
     data: DataSource
     val_data: DataSource | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
@@ -158,6 +163,8 @@ class PPOConfig(RunConfig):
     ppo_epochs: int = Field(1, ge=1)
     max_new_tokens: int = Field(32, ge=1)
     temperature: float = Field(1.0, gt=0.0)
+    """Rollouts sample from softmax(logits / temperature), with no top-k, top-p, penalty or
+    anything else from the model's generation_config; PPO's log-probs divide by it too."""
     kl: KLConfig = KLConfig()
     gamma: float = Field(1.0, ge=0.0, le=1.0)
     lam: float = Field(0.95, ge=0.0, le=1.0)
@@ -167,6 +174,10 @@ class PPOConfig(RunConfig):
     policy_lr: float = Field(1e-6, gt=0.0)
     value_lr: float = Field(9e-6, gt=0.0)
     whiten_advantages: bool = True
+    max_approx_kl: float | None = Field(None, gt=0.0)
+    """Early stop: the iteration's remaining PPO steps are skipped once a step's approximate KL
+    to the rollout policy (mean over tokens of (log ratio)^2 / 2) exceeds this, e.g. 0.02; the
+    logged `ppo_steps` shows how many ran. None (default) always takes every step."""
     stop_token: str | None = None
     """Completions end at the first occurrence of this token (default: the EOS token)."""
     missing_eos_penalty: float | None = Field(1.0, ge=0.0)

@@ -254,18 +254,6 @@ def ppo_value_loss(
     return loss, stats
 
 
-def ptx_loss(ppo_loss: torch.Tensor, pretrain_nll: torch.Tensor, gamma: float) -> torch.Tensor:
-    """The PPO-ptx objective of eq. 2 as a loss: PPO loss + gamma * pretraining NLL.
-
-    Maximising gamma * E_pretrain[log pi(x)] is minimising gamma * NLL, taken in the same optimiser
-    step as the PPO loss; gamma = 0 reproduces PPO exactly (the NLL term is not even added, so no
-    pretraining forward pass is needed).
-    """
-    if gamma == 0:
-        return ppo_loss
-    return ppo_loss + gamma * pretrain_nll
-
-
 # --- KL coefficient ----------------------------------------------------------------------------
 
 

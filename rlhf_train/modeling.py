@@ -8,6 +8,8 @@ position when pad == eos; the reward is the head at the last real token of the a
 
 from __future__ import annotations
 
+import logging
+from functools import wraps
 from pathlib import Path
 
 import torch
@@ -22,7 +24,13 @@ from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.registry import cache_home, resolve_pretrained
 from rlhf_train.losses import last_index, widened
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
+logger = logging.getLogger(__name__)
+
+WEIGHT_DTYPES = {"float32": torch.float32, "bfloat16": torch.float32, "float64": torch.float64}
+"""The dtype weights are held in for each config `dtype`. bfloat16 is mixed precision: float32
+weights (the optimiser's master copy) and bf16 autocast forwards. Weights stored in bf16 cannot
+take small updates: bf16 keeps 8 significant bits, so an Adam step of lr 1e-5 on a weight of
+0.02 (ulp 1.2e-4) rounds back to the same weight, and most weights never change."""
 
 REWARD_BIAS_KEY = "reward_bias"
 """Config attribute holding the offset that makes demonstrations score 0 on average (sec. 3.5)."""
@@ -87,18 +95,24 @@ def load_tokenizer(source: str):
     return tokenizer
 
 
-def load_causal_lm(source: str, dtype: str = "float32") -> PreTrainedModel:
+def load_causal_lm(
+    source: str, dtype: str = "float32", device: torch.device | str | None = None
+) -> PreTrainedModel:
+    """A causal LM in the config's precision (see `placed`), on `device` if given."""
     try:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype])
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=WEIGHT_DTYPES[dtype])
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"cannot load a causal LM from '{source}' ({error}).") from error
+    return placed(model, dtype, device)
 
 
-def load_scalar_model(source: str, dtype: str = "float32") -> PreTrainedModel:
+def load_scalar_model(
+    source: str, dtype: str = "float32", device: torch.device | str | None = None
+) -> PreTrainedModel:
     """A one-output sequence-classification model; from a causal LM its head starts random."""
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=1, dtype=DTYPES[dtype]
+            source, num_labels=1, dtype=WEIGHT_DTYPES[dtype]
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(
@@ -107,7 +121,62 @@ def load_scalar_model(source: str, dtype: str = "float32") -> PreTrainedModel:
     if model.config.pad_token_id is None:
         # Only the class's own pooling needs it; ours uses the attention mask.
         model.config.pad_token_id = model.config.eos_token_id
+    return placed(model, dtype, device)
+
+
+def placed(model: PreTrainedModel, dtype: str, device=None) -> PreTrainedModel:
+    """`model` on `device`; for bfloat16, its forward runs under bf16 autocast and returns float32
+    outputs, as accelerate's mixed_precision="bf16" wraps it (accelerate's own switch is one per
+    process, and every model of a run, trained or frozen, must compute alike: the reference the
+    same as the policy, so the KL starts at exactly 0)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    if dtype == "bfloat16":
+        forward = model.forward
+
+        @wraps(forward)
+        def autocast_forward(*args, **kwargs):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                out = forward(*args, **kwargs)
+            for key, value in list(out.items()):
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    out[key] = value.float()
+                elif isinstance(value, tuple) and all(isinstance(v, torch.Tensor) for v in value):
+                    out[key] = tuple(v.float() for v in value)
+            return out
+
+        model.forward = autocast_forward
     return model
+
+
+def pad_apart_from_eos(tokenizer, model) -> None:
+    """Give a reward model a pad token other than its EOS, in its tokenizer and config.
+
+    Sequence-classification pooling in plain transformers (and so TRL and OpenRLHF) reads the
+    head at the last token that is not the pad token. With pad == eos that is the token before
+    the completion's EOS, not the EOS that rlhf_train trains and rlhf-eval reads. The unknown
+    token, or another special token, is a pad that never ends a completion; the vocabulary is
+    unchanged, so the policy can still share the tokenizer (value_init: reward_model).
+    """
+    eos = tokenizer.eos_token_id
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == eos:
+        candidates = (
+            [tokenizer.unk_token]
+            + [t for t in tokenizer.all_special_tokens if t != tokenizer.bos_token]
+            + [tokenizer.bos_token]
+        )
+        other = next(
+            (t for t in candidates if t is not None and tokenizer.convert_tokens_to_ids(t) != eos),
+            None,
+        )
+        if other is None:
+            logger.warning(
+                "the tokenizer has no special token other than EOS to pad with: plain "
+                "transformers will read this reward model's head at the token before EOS."
+            )
+            return
+        tokenizer.pad_token = other
+    model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -133,10 +202,31 @@ def causal_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
 def token_logprobs(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    """log pi(x_{t+1} | x_<=t) for t = 0..T-2, shape [batch, T-1]."""
-    logits = widened(causal_logits(model, input_ids, attention_mask)[:, :-1]) / temperature
-    chosen = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return chosen - torch.logsumexp(logits, dim=-1)
+    """log pi(x_{t+1} | x_<=t) for t = 0..T-2, shape [batch, T-1], where pi is the softmax of
+    the logits divided by the sampling temperature (the distribution rollouts are drawn from)."""
+    return completion_logprobs(model, input_ids, attention_mask, 1, temperature)[0]
+
+
+def completion_logprobs(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prompt_width: int,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the completion tokens and the entropies of the distributions they
+    were drawn from, each [batch, T - prompt_width]: entry j is completion token j (position
+    prompt_width + j), predicted by the logits at the position before it, divided by the
+    sampling temperature. Entropies are detached (a diagnostic, not a loss term)."""
+    logits = causal_logits(model, input_ids, attention_mask)[:, prompt_width - 1 : -1]
+    logits = widened(logits) / temperature
+    targets = input_ids[:, prompt_width:]
+    normaliser = torch.logsumexp(logits, dim=-1)
+    logprobs = logits.gather(-1, targets[..., None]).squeeze(-1) - normaliser
+    with torch.no_grad():
+        probs = torch.softmax(logits, dim=-1)
+        entropy = normaliser - (probs * logits).sum(-1)
+    return logprobs, entropy
 
 
 def reward_bias(model) -> float:
@@ -157,6 +247,15 @@ def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
     )
     head = unwrap(model).score
     return widened(head(out.hidden_states[-1]).squeeze(-1)) + reward_bias(model)
+
+
+def completion_values(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+) -> torch.Tensor:
+    """V(s_j) for each completion token j, [batch, T - prompt_width]: the head at the position
+    before token j, whose state (prompt and completion tokens before j) is the one the policy
+    acted in. The head at the last token (the finished episode) is no state to act in."""
+    return token_scores(model, input_ids, attention_mask)[:, prompt_width - 1 : -1]
 
 
 def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ from rlhf_train.tracking import read_metrics
 
 def run_pipeline(config: PipelineConfig) -> Path:
     sft_dir = train_sft(config.sft)
-    rm_dir = train_rm(config.rm)
+    # Sec. 3.5: the reward model starts from the SFT model, unembedding replaced by a scalar head.
+    rm_dir = train_rm(config.rm.model_copy(update={"model": config.rm.model or str(sft_dir)}))
     ppo = config.ppo.model_copy(
         update={
             "policy": config.ppo.policy or str(sft_dir),

@@ -49,13 +49,13 @@ from rlhf_train.losses import (
     whiten,
 )
 from rlhf_train.modeling import (
+    completion_logprobs,
+    completion_values,
     load_causal_lm,
     load_scalar_model,
     load_tokenizer,
     resolve_model,
     same_tokenizer,
-    token_logprobs,
-    token_scores,
 )
 from rlhf_train.optim import adamw
 from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate, rollout_seed
@@ -72,14 +72,20 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
     resume = find_checkpoint(config.resume_from) if config.resume_from else None
     policy_source = resolve_model(config.policy)
     tokenizer = load_tokenizer(policy_source)
-    policy = load_causal_lm(str(resume / "policy") if resume else policy_source, config.dtype)
-    reference = load_causal_lm(resolve_model(config.reference or config.policy), config.dtype)
+    device = accelerator.device
+    policy_dir = str(resume / "policy") if resume else policy_source
+    policy = load_causal_lm(policy_dir, config.dtype, device)
+    reference = load_causal_lm(
+        resolve_model(config.reference or config.policy), config.dtype, device
+    )
     reference.eval().requires_grad_(False)
     if scorer is None:
         if config.reward_model is None:
             raise TrainConfigError("ppo: `reward_model` is not set. Fix: point it at the RM.")
-        scorer = RewardModelScorer.load(resolve_model(config.reward_model), tokenizer, config.dtype)
-    value_model = build_value_model(config, tokenizer, resume)
+        scorer = RewardModelScorer.load(
+            resolve_model(config.reward_model), tokenizer, config.dtype, device
+        )
+    value_model = build_value_model(config, tokenizer, resume, device)
     stop_id = stop_token_id(config, tokenizer)
 
     prompts, _ = load_and_tokenize_prompts(config, tokenizer)
@@ -152,7 +158,7 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
         )
         # 2. PPO epochs over minibatches of the whole batch, each one optimiser step (plus ptx).
         batch = gather_experience(accelerator, batch, tokenizer.pad_token_id)
-        metrics = {}
+        metrics, steps = {}, []
         for epoch in range(config.ppo_epochs):
             order = torch.randperm(
                 len(global_batch),
@@ -161,6 +167,8 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
                 ),
             ).tolist()
             for m, minibatch in enumerate(chunks(order, config.minibatch_size)):
+                if stop_early(steps, config.max_approx_kl):
+                    break
                 stats = ppo_step(
                     accelerator,
                     policy,
@@ -183,8 +191,9 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
                 state["opt_step"] += 1
                 if epoch == 0 and m == 0:
                     metrics.update({f"first_{k}": v for k, v in stats.items()})
-                metrics.update(stats)
+                steps.append(stats)
         # 3. KL coefficient, EMA, logging, evaluation, checkpoint.
+        metrics.update(iteration_means(steps))
         metrics.update(batch["metrics"])
         metrics["beta"] = state["beta"]
         if config.kl.adaptive:
@@ -230,12 +239,12 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
     return config.output_dir
 
 
-def build_value_model(config: PPOConfig, tokenizer, resume: Path | None):
+def build_value_model(config: PPOConfig, tokenizer, resume: Path | None, device=None):
     """The value function: a copy of the RM (app. C.4) or the policy with a new scalar head."""
     if resume is not None:
-        return load_scalar_model(str(resume / "value_model"), config.dtype)
+        return load_scalar_model(str(resume / "value_model"), config.dtype, device)
     if config.value_init == "policy":
-        return load_scalar_model(resolve_model(config.policy), config.dtype)
+        return load_scalar_model(resolve_model(config.policy), config.dtype, device)
     if config.reward_model is None:
         raise TrainConfigError(
             "ppo: value_init is reward_model but `reward_model` is not set. Fix: set "
@@ -248,7 +257,25 @@ def build_value_model(config: PPOConfig, tokenizer, resume: Path | None):
             "value model initialised from it cannot read the policy's tokens (rewards are still "
             "computed by retokenising text). Fix: set value_init: policy."
         )
-    return load_scalar_model(source, config.dtype)
+    return load_scalar_model(source, config.dtype, device)
+
+
+def stop_early(steps: list[dict], max_approx_kl: float | None) -> bool:
+    """Whether the iteration's PPO steps stop here: the last step's approximate KL to the
+    rollout policy passed `max_approx_kl` (the policy has left the region its samples
+    describe). Every process holds the same reduced value, so all stop together."""
+    return max_approx_kl is not None and bool(steps) and steps[-1]["approx_kl"] > max_approx_kl
+
+
+def iteration_means(steps: list[dict]) -> dict[str, float]:
+    """The iteration's means over its optimiser steps (each step a mean over its tokens), and
+    the largest log-prob difference; `ppo_steps` is how many steps ran (fewer after an early
+    stop)."""
+    means = {
+        key: sum(s[key] for s in steps) / len(steps) for key in steps[0] if key != "logprob_diff"
+    }
+    means["logprob_diff"] = max(s["logprob_diff"] for s in steps)
+    return {**means, "ppo_steps": len(steps)}
 
 
 def stop_token_id(config: PPOConfig, tokenizer) -> int:
@@ -306,17 +333,14 @@ def make_experience(
         stop_id=stop_id,
         seeds=seeds,
     )
-    start = rollout.prompt_width - 1  # logits at position t predict token t + 1
-    logprobs = token_logprobs(inner, rollout.sequences, rollout.attention_mask, config.temperature)[
-        :, start:
-    ]
-    ref_logprobs = token_logprobs(
-        reference, rollout.sequences, rollout.attention_mask, config.temperature
-    )[:, start:]
-    values = token_scores(
-        accelerator.unwrap_model(value_model), rollout.sequences, rollout.attention_mask
-    )[:, start:-1]
+    sequence = (rollout.sequences, rollout.attention_mask, rollout.prompt_width)
+    logprobs, entropy = completion_logprobs(inner, *sequence, config.temperature)
+    ref_logprobs, _ = completion_logprobs(reference, *sequence, config.temperature)
+    values = completion_values(accelerator.unwrap_model(value_model), *sequence)
     mask = rollout.completion_mask.to(values.dtype)
+    # The sampler's own log-probs against PPO's: apart from rounding (bf16 autocast: about
+    # 1e-2), a difference means rollouts came from another distribution than the one trained.
+    off_policy = float(((logprobs - rollout.sampling_logprobs.to(logprobs)).abs() * mask).max())
     scores = scorer.score(rollout, tokenizer).to(mask.device, values.dtype)
     penalised = scores.clone()
     if config.missing_eos_penalty is not None:
@@ -335,12 +359,17 @@ def make_experience(
             mask.sum(),
             rollout.ended.float().sum(),
             mask.new_tensor(len(mask)),
+            (entropy * mask).sum(),
         ]
     )
     if accelerator.num_processes > 1:
         sums = accelerator.reduce(sums, reduction="sum")
+        off_policy = float(accelerator.gather(sums.new_tensor([off_policy])).max())
     names = ("score", "kl", "completion_length", "ended_fraction")
     metrics = dict(zip(names, (sums[:4] / sums[4]).tolist(), strict=True))
+    # Per completion token, at the sampling temperature.
+    metrics["entropy"] = float(sums[5] / sums[2].clamp(min=1))
+    metrics["sampling_logprob_diff"] = off_policy
     return {
         "rollout": rollout,
         "logprobs": logprobs,
@@ -412,7 +441,6 @@ def ppo_step(
     `minibatch` indexes the whole batch (on every process); this process takes its share.
     """
     rollout: Rollout = batch["rollout"]
-    start = rollout.prompt_width - 1
     share = shard(minibatch, accelerator.process_index, accelerator.num_processes)
     # A process left without rows (a short last minibatch) still joins the gradient sync, with
     # one row weighted 0.
@@ -439,10 +467,9 @@ def ppo_step(
             if kind == "ppo":
                 part = rollout.rows(micro)
                 mask = batch["mask"][micro]
-                logprobs = token_logprobs(
-                    policy, part.sequences, part.attention_mask, config.temperature
-                )[:, start:]
-                values = token_scores(value_model, part.sequences, part.attention_mask)[:, start:-1]
+                sequence = (part.sequences, part.attention_mask, part.prompt_width)
+                logprobs, _ = completion_logprobs(policy, *sequence, config.temperature)
+                values = completion_values(value_model, *sequence)
                 pg_loss, pg_stats = ppo_policy_loss(
                     logprobs,
                     batch["logprobs"][micro],

@@ -3,12 +3,13 @@ them with a reward model, retokenising from text when its tokenizer differs from
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from rlhf_train.data import pad
 from rlhf_train.modeling import (
@@ -33,6 +34,9 @@ class Rollout:
     """[batch, completion_width]: 1 up to and including the stop token."""
     ended: torch.Tensor
     """[batch] bool: the completion emitted the stop token (else it hit max_new_tokens)."""
+    sampling_logprobs: torch.Tensor | None = None
+    """[batch, completion_width]: the log-probability each token had in the distribution it was
+    sampled from (None for greedy rollouts); PPO checks it against its own log-probs."""
 
     @property
     def completions(self) -> torch.Tensor:
@@ -45,6 +49,7 @@ class Rollout:
             self.prompt_width,
             self.completion_mask[index],
             self.ended[index],
+            None if self.sampling_logprobs is None else self.sampling_logprobs[index],
         )
 
 
@@ -61,12 +66,17 @@ class SeededSampler(LogitsProcessor):
     trick). Each row draws its noise from its own generator, so a prompt's completion depends on
     its seed only, not on the prompts batched with it or on which process draws it: data-parallel
     and resumed runs sample what one uninterrupted process samples.
+
+    It also records the log-probability of each drawn token under softmax(scores / T), where
+    `scores` are the logits as generation hands them over: when nothing else touched them (see
+    `generate`), this is the distribution PPO's log-probs must describe.
     """
 
     def __init__(self, seeds: list[int], temperature: float):
         self.seeds = seeds
         self.temperature = temperature
         self.generators: list[torch.Generator] | None = None
+        self.logprobs: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self.generators is None:
@@ -77,8 +87,40 @@ class SeededSampler(LogitsProcessor):
                 for g in self.generators
             ]
         )
+        logits = scores.float() / self.temperature
         # A uniform draw of exactly 0 gives -inf noise: that token is never chosen.
-        return scores.float() / self.temperature - torch.log(-torch.log(uniform))
+        noisy = logits - torch.log(-torch.log(uniform))
+        drawn = noisy.argmax(dim=-1, keepdim=True)
+        self.logprobs.append(torch.log_softmax(logits, dim=-1).gather(-1, drawn).squeeze(-1))
+        return noisy
+
+
+def rollout_generation_config(max_new_tokens: int, stop_id: int, pad_id: int) -> GenerationConfig:
+    """What rollouts are sampled with, and nothing else: decoding picks the argmax of the
+    SeededSampler's noisy logits (or of the logits, for greedy), stops at `stop_id`, and may stop
+    at the first token (a min_new_tokens of 1 would hide EOS from the first draw while PPO
+    counts its probability). Everything else stays at transformers' neutral defaults."""
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        eos_token_id=stop_id,
+        pad_token_id=pad_id,
+    )
+
+
+@contextlib.contextmanager
+def without_model_generation_defaults(model):
+    """transformers fills every generation field the caller left unset from the model's own
+    generation_config (a checkpoint's repetition_penalty, temperature, top_k, suppress_tokens,
+    min_new_tokens ...). A penalty applied while sampling but not in PPO's log-probs makes PPO
+    off-policy without a word, so rollouts run with that config replaced by the neutral one."""
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def rollout_seed(seed: int, iteration: int, index: int) -> int:
@@ -97,30 +139,29 @@ def generate(
     stop_id: int | None = None,
     seeds: list[int] | None = None,
 ) -> Rollout:
-    """Sample completions (ancestral sampling at `temperature`, or greedy) and cut each at its
-    first stop token; later tokens are masked out, never scored or trained on. With `seeds`
-    (one per prompt), each prompt samples from its own seeded stream (see SeededSampler)."""
+    """Sample completions (ancestral sampling from softmax(logits / temperature), or greedy)
+    and cut each at its first stop token; later tokens are masked out, never scored or trained
+    on. Each prompt samples from its own stream, seeded by `seeds` (see SeededSampler) or else
+    drawn from torch's generator. No top-k, top-p or penalty: PPO's ratio is over the full
+    softmax at the temperature, so rollouts must come from exactly that distribution."""
     stop_id = tokenizer.eos_token_id if stop_id is None else stop_id
     input_ids, attention_mask = pad(prompts, tokenizer.pad_token_id, side="left")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    if greedy:
-        sampling = {"do_sample": False}
-    elif seeds is not None:
+    sampler = None
+    if not greedy:
+        if seeds is None:
+            seeds = torch.randint(2**62, (len(prompts),)).tolist()
         sampler = SeededSampler(seeds, temperature)
-        sampling = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
-    else:
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-    out = model.generate(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        max_new_tokens=max_new_tokens,
-        min_new_tokens=1,
-        eos_token_id=stop_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **sampling,
-    )
+    config = rollout_generation_config(max_new_tokens, stop_id, tokenizer.pad_token_id)
+    with without_model_generation_defaults(model):
+        out = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            generation_config=config,
+            logits_processor=LogitsProcessorList([sampler] if sampler else []),
+        )
     model.train(was_training)
     width = input_ids.shape[1]
     completions = out[:, width:]
@@ -132,7 +173,11 @@ def generate(
     completions = completions.masked_fill(after_stop, tokenizer.pad_token_id)
     sequences = torch.cat([input_ids.to(device), completions], dim=1)
     full_mask = torch.cat([attention_mask.to(device), completion_mask], dim=1)
-    return Rollout(sequences, full_mask, width, completion_mask, ended)
+    sampling_logprobs = None
+    if sampler is not None:
+        # One entry per decoding step; rows that finished early hold pad there, masked out.
+        sampling_logprobs = torch.stack(sampler.logprobs, dim=1) * completion_mask
+    return Rollout(sequences, full_mask, width, completion_mask, ended, sampling_logprobs)
 
 
 def decode_rollout(rollout: Rollout, tokenizer) -> tuple[list[str], list[str]]:
@@ -175,8 +220,11 @@ class RewardModelScorer:
             )
 
     @classmethod
-    def load(cls, source: str, policy_tokenizer, dtype: str = "float32") -> RewardModelScorer:
-        return cls(load_scalar_model(source, dtype), load_tokenizer(source), policy_tokenizer)
+    def load(
+        cls, source: str, policy_tokenizer, dtype: str = "float32", device=None
+    ) -> RewardModelScorer:
+        model = load_scalar_model(source, dtype, device)
+        return cls(model, load_tokenizer(source), policy_tokenizer)
 
     @torch.no_grad()
     def score(self, rollout: Rollout, policy_tokenizer=None) -> torch.Tensor:

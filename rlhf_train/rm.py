@@ -37,12 +37,13 @@ from rlhf_train.data import (
     tokenize_demonstrations,
     tokenize_rankings,
 )
-from rlhf_train.errors import TrainDataError
+from rlhf_train.errors import TrainConfigError, TrainDataError
 from rlhf_train.losses import pairwise_accuracy, ranking_pairs, rm_loss
 from rlhf_train.modeling import (
     REWARD_BIAS_KEY,
     load_scalar_model,
     load_tokenizer,
+    pad_apart_from_eos,
     resolve_model,
     reward_bias,
     sequence_scores,
@@ -63,9 +64,15 @@ def train_rm(config: RMConfig) -> Path:
     train_rankings, val_rankings = load_split(
         load_rankings, config.data, config.val_data, config.val_fraction, config.seed
     )
+    if config.model is None:
+        raise TrainConfigError(
+            "rm: `model` is not set. Fix: point it at the SFT output_dir (the paper starts the "
+            "reward model from the SFT model) or at any causal LM."
+        )
     source = str(resume / "reward_model") if resume else resolve_model(config.model)
     tokenizer = load_tokenizer(source)
-    model = load_scalar_model(source, config.dtype)
+    model = load_scalar_model(source, config.dtype, accelerator.device)
+    pad_apart_from_eos(tokenizer, accelerator.unwrap_model(model))
     tokenize = lambda r: tokenize_rankings(  # noqa: E731
         r, tokenizer, config.max_length, config.overlong, source
     )

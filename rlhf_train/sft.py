@@ -50,7 +50,7 @@ def train_sft(config: SFTConfig) -> Path:
     resume = find_checkpoint(config.resume_from) if config.resume_from else None
     source = str(resume / "policy") if resume else resolve_model(config.model)
     tokenizer = load_tokenizer(source)
-    model = load_causal_lm(source, config.dtype)
+    model = load_causal_lm(source, config.dtype, accelerator.device)
 
     # Data: demonstrations (train/validation) and optional pretraining text.
     train_demos, val_demos = load_split(
@@ -63,7 +63,7 @@ def train_sft(config: SFTConfig) -> Path:
     if not train:
         raise TrainDataError(f"{config.data.path}: no usable demonstrations ({skipped} too long).")
     ptx = pretrain_stream(config.pretrain, tokenizer, config.seed)
-    selector = load_selector(config, tokenizer)
+    selector = load_selector(config, tokenizer, accelerator.device)
 
     # Optimiser, cosine schedule, devices.
     steps_per_epoch = len(train) // config.optim.batch_size
@@ -193,7 +193,7 @@ def validation_loss(accelerator, model, tokenizer, val: list[TokenizedExample], 
     return loss if math.isfinite(loss) else float("inf")
 
 
-def load_selector(config: SFTConfig, tokenizer):
+def load_selector(config: SFTConfig, tokenizer, device=None):
     """The RM that scores validation completions when select_by is rm_score (sec. 3.5)."""
     if config.select_by != "rm_score":
         return None
@@ -203,7 +203,7 @@ def load_selector(config: SFTConfig, tokenizer):
             "to score validation completions with, or use select_by: val_loss."
         )
     return RewardModelScorer.load(
-        resolve_model(config.select_reward_model), tokenizer, config.dtype
+        resolve_model(config.select_reward_model), tokenizer, config.dtype, device
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tiny_models import build_tokenizer, write_jsonl
 
@@ -78,7 +80,8 @@ def test_cli_pipeline_on_tiny_models(tiny_model_dir, demonstrations_file, tmp_pa
         "  select_by: rm_score\n"
         f"  select_reward_model: {tiny_model_dir}\n"
         "  optim: {max_steps: 2, batch_size: 4, micro_batch_size: 4}\n"
-        f"rm:\n  model: {tiny_model_dir}\n  data: {{path: rankings.jsonl}}\n"
+        # No rm.model: the reward model starts from the SFT model (sec. 3.5).
+        "rm:\n  data: {path: rankings.jsonl}\n"
         f"  output_dir: runs/rm\n  {common}"
         "  optim: {max_steps: 2, batch_size: 4, micro_batch_size: 4}\n"
         "ppo:\n  prompts: {path: prompts.jsonl}\n  output_dir: runs/ppo_ptx\n"
@@ -96,6 +99,8 @@ def test_cli_pipeline_on_tiny_models(tiny_model_dir, demonstrations_file, tmp_pa
     assert "final_val_score" in ppo_metrics[-1]
     for name in ("sft", "rm", "ppo_ptx"):
         assert (runs / name / "model.safetensors").is_file()
+    rm_config = json.loads((runs / "rm" / "rm_config.json").read_text())
+    assert rm_config["model"] == str((runs / "sft").resolve())
 
 
 def test_shipped_configs_validate():

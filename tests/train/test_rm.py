@@ -6,10 +6,14 @@ import json
 
 import pytest
 import torch
-from tiny_models import build_tokenizer, synthetic_rankings, tiny_scalar_model, write_jsonl
-from transformers import (
-    AutoModelForSequenceClassification,
+from tiny_models import (
+    build_tokenizer,
+    save_model,
+    synthetic_rankings,
+    tiny_scalar_model,
+    write_jsonl,
 )
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rlhf_train.config import RMConfig
 from rlhf_train.data import load_rankings
@@ -95,6 +99,42 @@ def test_rm_bias_makes_demonstrations_average_zero(tiny_model_dir, tmp_path):
     with torch.no_grad():
         scores = sequence_scores(scalar, ids, mask)
     assert float(scores.mean()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_rm_is_saved_with_a_pad_token_other_than_eos_so_plain_transformers_reads_its_eos(
+    tmp_path,
+):
+    """Plain transformers (and TRL) pool at the last token that is not the pad token: with
+    pad == eos that is the token before EOS. The saved RM pads with another token, so they read
+    the EOS, the token rlhf_train trains and rlhf-eval reads."""
+    base = save_model(tmp_path / "base", pad_is_eos=True)
+    config = RMConfig.model_validate(
+        {
+            "model": str(base),
+            "data": {"path": str(synthetic_rankings(tmp_path / "r.jsonl", 8, seed=3))},
+            "val_fraction": 0.0,
+            "output_dir": str(tmp_path / "rm"),
+            "optim": {"max_steps": 1, "batch_size": 4, "micro_batch_size": 4, "lr": 1e-3},
+            "progress_bar": False,
+            "max_length": 32,
+        }
+    )
+    out = train_rm(config)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert plain.config.pad_token_id == tokenizer.pad_token_id
+    rows = [
+        tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+        for text in ("question cat is good", "say dog")
+    ]
+    batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+    with torch.no_grad():
+        theirs = plain(**batch).logits[:, 0] + plain.config.reward_bias
+        ours = sequence_scores(
+            load_scalar_model(str(out)), batch["input_ids"], batch["attention_mask"]
+        )
+    torch.testing.assert_close(theirs, ours)
 
 
 def test_bad_rankings_are_rejected_with_the_line(tmp_path):

@@ -70,3 +70,30 @@ def test_15_sft_resume_reproduces_the_uninterrupted_curve(
     a = AutoModelForCausalLM.from_pretrained(full).state_dict()
     b = AutoModelForCausalLM.from_pretrained(resumed).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_is_mixed_precision_so_weights_move_at_lr_1e_5(
+    tiny_model_dir, demonstrations_file, tmp_path
+):
+    """bf16 weights stepped by AdamW at lr 1e-5 mostly round back to themselves (bf16's ulp at
+    0.02 is 1.2e-4); float32 master weights with bf16 autocast take every step."""
+    config = sft_config(
+        tiny_model_dir,
+        demonstrations_file,
+        tmp_path / "sft",
+        dtype="bfloat16",
+        select_by="last",
+        val_fraction=0.0,
+        optim={"max_steps": 3, "batch_size": 3, "micro_batch_size": 3, "lr": 1e-5},
+    )
+    out = train_sft(config)
+    before = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(out, dtype="auto").state_dict()
+    changed = total = 0
+    for key, value in after.items():
+        if "embed_tokens" in key:
+            continue  # rows of tokens the batches never hold get no gradient
+        changed += int((value != before[key].to(value.dtype)).sum())
+        total += value.numel()
+    assert changed / total > 0.99, changed / total
+    assert {v.dtype for v in after.values()} == {torch.float32}  # the master weights are saved

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
+    GenerationConfig,
     LlamaConfig,
     LlamaForCausalLM,
     LlamaForSequenceClassification,
@@ -83,7 +84,10 @@ def tiny_config(tokenizer, layers: int = 2, **extra) -> LlamaConfig:
     )
 
 
-def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
+def build_model(
+    tokenizer, seed: int = 0, layers: int = 2, dropout: float = 0.0
+) -> LlamaForCausalLM:
+    """A random causal LM; `dropout` is its attention dropout (active only in train mode)."""
     torch.manual_seed(seed)
     config = tiny_config(
         tokenizer,
@@ -92,6 +96,7 @@ def build_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=False,
+        attention_dropout=dropout,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -102,12 +107,50 @@ def tiny_scalar_model(tokenizer, seed: int = 0, layers: int = 2) -> LlamaForSequ
     return LlamaForSequenceClassification(tiny_config(tokenizer, layers, num_labels=1)).eval()
 
 
-def save_model(directory: Path, pad_is_eos: bool = False, seed: int = 0) -> Path:
+def save_model(
+    directory: Path,
+    pad_is_eos: bool = False,
+    seed: int = 0,
+    dropout: float = 0.0,
+    generation: GenerationConfig | None = None,
+) -> Path:
+    """A saved tiny causal LM and its tokenizer; `generation` is the generation_config it ships
+    (as Qwen2.5-Instruct ships a repetition penalty)."""
     tokenizer = build_tokenizer(pad_is_eos=pad_is_eos)
-    model = build_model(tokenizer, seed=seed)
+    model = build_model(tokenizer, seed=seed, dropout=dropout)
+    if generation is not None:
+        model.generation_config = generation
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def left_right_padded(
+    prompts: list[list[int]], completions: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(sequences, attention_mask, prompt_width) as rollouts hold them: prompts left-padded,
+    completions right-padded."""
+    width = max(len(p) for p in prompts)
+    length = max(len(c) for c in completions)
+    rows, masks = [], []
+    for p, c in zip(prompts, completions, strict=True):
+        rows.append([pad_id] * (width - len(p)) + p + c + [pad_id] * (length - len(c)))
+        masks.append([0] * (width - len(p)) + [1] * (len(p) + len(c)) + [0] * (length - len(c)))
+    return torch.tensor(rows), torch.tensor(masks), width
+
+
+def golden_next_token(model, prefix: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(logits / T) over the vocabulary for the token after `prefix`: one unpadded
+    sequence through the model's plain forward, none of rlhf_train's code (differentiable)."""
+    logits = model(torch.tensor([prefix])).logits[0, -1]
+    return torch.log_softmax(logits.double() / temperature, dim=-1)
+
+
+def golden_value(model, prefix: list[int]) -> torch.Tensor:
+    """A scalar model's output for one unpadded sequence through its own pooling (the last
+    token), plus the stored reward bias: none of rlhf_train's code (differentiable)."""
+    bias = float(getattr(model.config, "reward_bias", 0.0) or 0.0)
+    return model(torch.tensor([prefix])).logits[0, 0].double() + bias
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
