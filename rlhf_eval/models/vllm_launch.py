@@ -1,11 +1,15 @@
-"""Where a vLLM engine runs: its environment, and its share of the node's GPUs or CPU cores
-when each process of a data-parallel run (torchrun, accelerate) holds its own engine."""
+"""How a vLLM engine is started and watched: its environment, its share of the node's GPUs or
+CPU cores when each process of a data-parallel run (torchrun, accelerate) holds its own engine,
+its extra arguments checked, and a watch for its core process dying."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlhf_eval.errors import ModelLoadError
 
@@ -88,3 +92,61 @@ def _my_share(devices: list[str], process: EngineProcess, per_engine: int, what:
             "processes per node (--nproc_per_node) or lower the parallel sizes."
         )
     return mine
+
+
+def check_engine_kwargs(name: str, extra: dict[str, Any]) -> None:
+    """Unknown `engine_kwargs` are refused before the engine loads, with the nearest names."""
+    import dataclasses
+    import difflib
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    known = {f.name for f in dataclasses.fields(EngineArgs)}
+    known |= set(inspect.signature(LLM.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        hints = [difflib.get_close_matches(key, known, n=1) for key in unknown]
+        shown = ", ".join(
+            f"'{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            for key, hint in zip(unknown, hints, strict=True)
+        )
+        raise ModelLoadError(
+            f"model '{name}': `engine_kwargs` names {shown}, not an argument of vLLM's engine. "
+            "Fix: use the names of vllm.EngineArgs (`python -m vllm.entrypoints.openai."
+            "api_server --help` lists them with dashes)."
+        )
+
+
+@contextmanager
+def woken_on_engine_death(llm) -> Iterator[None]:
+    """While the engine runs: if its core process dies, wake the waiting call with vLLM's
+    EngineDeadError.
+
+    vLLM 0.32's offline client notices a dead engine-core process (its monitor sets
+    `engine_dead` and shuts the client down) but leaves `LLM.generate` waiting for outputs
+    forever. This thread puts the error where that call waits. Without those internals (another
+    vLLM version) it does nothing.
+    """
+    client = getattr(llm.llm_engine, "engine_core", None)
+    resources = getattr(client, "resources", None)
+    outputs = getattr(client, "outputs_queue", None)
+    if resources is None or outputs is None:
+        yield
+        return
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.5):
+            if getattr(resources, "engine_dead", False):
+                from vllm.v1.engine.exceptions import EngineDeadError
+
+                outputs.put_nowait(EngineDeadError())
+                return
+
+    threading.Thread(target=watch, daemon=True, name="rlhf-eval-engine-watch").start()
+    try:
+        yield
+    finally:
+        finished.set()

@@ -40,3 +40,16 @@ needs_vllm = pytest.mark.skipif(not vllm_installed(), reason=REASON)
 def engine_environment() -> dict[str, str]:
     """The environment for an engine or a server started from a test (a copy of ours)."""
     return {**os.environ, **ENGINE_ENV}
+
+
+class Borrowed:
+    """A session backend lent to a run: the run's close() leaves it loaded for other tests."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def close(self) -> None:
+        pass

@@ -126,13 +126,13 @@ def test_prefix_cache_reads_change_no_score(engine):
 
 
 def test_truthfulqa_mc_sample_equals_the_hf_backend(engine, hf):
-    """MC1 and MC2 of 12 TruthfulQA questions (6-shot primer) agree to 1e-6."""
+    """MC1 and MC2 of 8 TruthfulQA questions (6-shot primer) agree to 1e-6."""
     from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC, TruthfulQAMCOptions
 
     data = SHARED_DATA / "truthfulqa" / "mc_task.json"
     if not data.is_file():
         pytest.skip(f"{data} is absent")
-    task = TruthfulQAMC(TruthfulQAMCOptions(data=str(data), limit=12), SHARED_DATA)
+    task = TruthfulQAMC(TruthfulQAMCOptions(data=str(data), limit=8), SHARED_DATA)
     docs = task.documents()
     requests = [task.requests(doc) for doc in docs]
     flat = [r for rs in requests for r in rs]
@@ -182,7 +182,7 @@ def test_n_samples_seeds_and_per_request_token_limits(engine):
 
 
 def test_chat_template_is_applied_as_the_hf_backend_applies_it(engine, hf):
-    requests = [GenerationRequest(p, max_new_tokens=16) for p in PROMPTS[:3]]
+    requests = [GenerationRequest(p, max_new_tokens=12) for p in PROMPTS[:2]]
     engine.chat_template = hf.chat_template = True
     try:
         assert engine.applies_chat_form and engine.format_prompt("Hi") == hf.format_prompt("Hi")
