@@ -152,8 +152,8 @@ def placed(model: PreTrainedModel, dtype: str, device=None) -> PreTrainedModel:
 def pad_apart_from_eos(tokenizer, model) -> None:
     """Give a reward model a pad token other than its EOS, in its tokenizer and config.
 
-    Sequence-classification pooling in plain transformers (and so TRL and OpenRLHF) reads the
-    head at the last token that is not the pad token. With pad == eos that is the token before
+    Sequence-classification pooling in plain transformers (which TRL's reward models use) reads
+    the head at the last token that is not the pad token. With pad == eos that is the token before
     the completion's EOS, not the EOS that rlhf_train trains and rlhf-eval reads. The unknown
     token, or another special token, is a pad that never ends a completion; the vocabulary is
     unchanged, so the policy can still share the tokenizer (value_init: reward_model).
@@ -197,14 +197,6 @@ def causal_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
         attention_mask=attention_mask,
         position_ids=position_ids(attention_mask),
     ).logits
-
-
-def token_logprobs(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """log pi(x_{t+1} | x_<=t) for t = 0..T-2, shape [batch, T-1], where pi is the softmax of
-    the logits divided by the sampling temperature (the distribution rollouts are drawn from)."""
-    return completion_logprobs(model, input_ids, attention_mask, 1, temperature)[0]
 
 
 def completion_logprobs(
