@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.base import (
     Generation,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
     ModelBackend,
+    Reward,
+    RewardRequest,
     Unanswerable,
 )
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import GenerationDefaults
 
-Request = LoglikelihoodRequest | GenerationRequest
+Request = LoglikelihoodRequest | GenerationRequest | RewardRequest
 
 
 def answer(
@@ -26,7 +29,7 @@ def answer(
     count: dict[str, int],
     defaults: GenerationDefaults | None = None,
     on_answered: OnAnswered | None = None,
-) -> list[Loglikelihood | Generation]:
+) -> list[Loglikelihood | Generation | Reward]:
     """Responses in request order: cached ones looked up, the rest computed once each.
 
     Each backend batch's answers reach the cache as soon as the batch finishes, so a killed
@@ -56,7 +59,7 @@ def answer(
     positions: dict[str, list[int]] = {}
     for position, key in enumerate(keys):
         positions.setdefault(key, []).append(position)
-    known = cache.get_many(list(positions))
+    known = _from_cache(cache.get_many(list(positions)), positions, requests)
     count["cached"] = count.get("cached", 0) + len(known)
     _tell(on_answered, positions, known, computed=False)
     missing = {k: requests[p[0]] for k, p in positions.items() if k not in known}
@@ -72,18 +75,61 @@ def answer(
             fresh = {order[i]: response for i, response in answers.items() if order[i] not in known}
             if saves:
                 # An unanswerable request is not cached: a later run may answer it.
-                cache.put_many({k: r for k, r in fresh.items() if not isinstance(r, Unanswerable)})
+                cache.put_many(
+                    {k: _to_cache(r) for k, r in fresh.items() if not isinstance(r, Unanswerable)}
+                )
             known.update(fresh)
             count["computed"] = count.get("computed", 0) + len(fresh)
             _tell(on_answered, positions, fresh, computed=True)
 
+        if not callable(getattr(backend, method, None)):
+            raise ModelLoadError(
+                f"model '{getattr(backend, 'name', '?')}' cannot answer {kind.__name__}s: "
+                + (
+                    "only a reward model scores completions. Fix: give the model entry "
+                    "`backend: reward_model` (a sequence classifier, or `reward_scorer: llm`), "
+                    "or run the reward_model task on reward models only."
+                    if kind is RewardRequest
+                    else "a reward model only scores completions. Fix: run this task on "
+                    "language models, and keep reward models for the reward_model task (or "
+                    "as judges)."
+                )
+            )
         responses = getattr(backend, method)(list(wanted.values()), on_batch=on_batch)
         # A backend that did not report some batch: its answers are saved now.
         on_batch({i: r for i, r in enumerate(responses) if order[i] not in known})
 
     compute(LoglikelihoodRequest, "loglikelihood")
     compute(GenerationRequest, "generate")
+    compute(RewardRequest, "reward")
     return [known[k] for k in keys]
+
+
+def _to_cache(response: Loglikelihood | Generation | Reward) -> Loglikelihood | Generation:
+    """A Reward is stored in the cache's Generation form, its score under `scores`; the cache
+    reads back only the forms it knows, and the key (which names RewardRequest) says how to
+    read it (_from_cache)."""
+    if isinstance(response, Reward):
+        return Generation(
+            texts=(), n_tokens=(response.n_tokens,), scores=({"reward": response.score},)
+        )
+    return response
+
+
+def _from_cache(
+    found: dict[str, Loglikelihood | Generation],
+    positions: dict[str, list[int]],
+    requests: list[Request],
+) -> dict[str, Loglikelihood | Generation | Reward]:
+    """Cached answers, each RewardRequest's turned back into a Reward."""
+    out: dict[str, Loglikelihood | Generation | Reward] = {}
+    for key, response in found.items():
+        if isinstance(requests[positions[key][0]], RewardRequest):
+            assert isinstance(response, Generation) and response.scores
+            out[key] = Reward(float(response.scores[0]["reward"]), response.n_tokens[0])
+        else:
+            out[key] = response
+    return out
 
 
 OnAnswered = Callable[[list[int], list[Loglikelihood | Generation], bool], None]

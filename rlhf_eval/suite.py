@@ -58,6 +58,9 @@ VLLM_FIELDS = (
 )
 """ModelSpec fields only `backend: vllm` reads: the others reject them."""
 
+REWARD_FIELDS = ("reward_template", "reward_scorer")
+"""ModelSpec fields only `backend: reward_model` reads: the others reject them."""
+
 
 class ModelSpec(_Closed):
     """One model to evaluate.
@@ -67,10 +70,14 @@ class ModelSpec(_Closed):
     For `backend: precomputed`, `file` holds outputs generated elsewhere (the rows of `model`).
     For `backend: vllm`, the weights come as for `hf`, and vLLM's engine runs them in this
     process (docs/vllm.md); the fields after `requests_per_minute` are its options.
+    For `backend: reward_model`, the weights come as for `hf` and the model scores completions
+    (the reward_model task, or a judge of best_of_n): a sequence classifier with one output, or
+    with `reward_scorer: llm` a causal LM asked whether a response is good
+    (rlhf_eval/models/reward_backend.py).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    backend: Literal["hf", "openai", "precomputed", "vllm"] = "hf"
+    backend: Literal["hf", "openai", "precomputed", "vllm", "reward_model"] = "hf"
     path: Path | None = None
     hub_id: str | None = None
     alias: str | None = None
@@ -120,6 +127,17 @@ class ModelSpec(_Closed):
     """`backend: vllm` only: reuse the key/value cache of shared prefixes (few-shot primers)."""
     engine_kwargs: dict[str, Any] = {}
     """`backend: vllm` only: more arguments for `vllm.LLM` (vllm.EngineArgs names)."""
+    reward_template: Literal["instruction", "hh", "chat", "plain"] = "instruction"
+    """`backend: reward_model` only: how the reward model reads a conversation prompt:
+    rlhf-train's "### Instruction:" template, HH-RLHF's "Human: ... Assistant:" markup, the
+    model's chat template, or plain text. Use the format it was trained on (an `rlhf-train rm`
+    checkpoint trained on HH-RLHF pairs reads `hh`)."""
+    reward_scorer: Literal["classifier", "llm"] = "classifier"
+    """`backend: reward_model` only: a sequence classifier with one output (an `rlhf-train rm`
+    checkpoint, a TRL or RewardBench reward model), or `llm`: a causal LM used as a judge, whose
+    reward is log P(" Yes") - log P(" No") when asked whether a response is good, and whose
+    pairwise log-odds (`pairwise: true` in the reward_model task) come from asking which of two
+    responses is better in both orders."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -131,6 +149,18 @@ class ModelSpec(_Closed):
             )
         if self.backend == "vllm":
             self._check_vllm()
+        reward_only = [f for f in REWARD_FIELDS if f in self.model_fields_set]
+        if self.backend != "reward_model" and reward_only:
+            raise ValueError(
+                f"only `backend: reward_model` uses {', '.join(reward_only)}; remove them or set "
+                "`backend: reward_model`"
+            )
+        if self.reward_scorer == "llm" and "reward_template" in self.model_fields_set:
+            raise ValueError(
+                "`reward_template` says how a classifier reads a prompt; an LLM judge "
+                "(`reward_scorer: llm`) reads the request as text. Remove it, or set "
+                "`reward_scorer: classifier`"
+            )
         if self.backend == "precomputed":
             return self._check_precomputed()
         if self.file is not None:

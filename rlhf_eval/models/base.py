@@ -116,7 +116,31 @@ class Unanswerable:
         raise UnanswerableError(self.reason)
 
 
-OnBatch = Callable[[dict[int, "Loglikelihood | Generation | Unanswerable"]], None]
+@dataclass(frozen=True)
+class RewardRequest:
+    """The reward a scalar reward model gives `completion` as the reply to `prompt`; with
+    `versus`, the log-odds that `completion` is preferred to `versus` as the reply (r(c) - r(v)
+    for a scalar model; a pairwise LLM judge's own log-odds, both orders averaged).
+
+    `prompt` is raw text, given to the model as it is, or a conversation of (role, content)
+    turns ending in a user turn, which the backend renders in its `reward_template`.
+    """
+
+    prompt: str | tuple[tuple[str, str], ...]
+    completion: str
+    versus: str | None = None
+
+
+@dataclass(frozen=True)
+class Reward:
+    """A reward (or, for a request with `versus`, a log-odds) and the completion's length in
+    the scorer's tokens (0 where the scorer does not tokenise it alone)."""
+
+    score: float
+    n_tokens: int = 0
+
+
+OnBatch = Callable[[dict[int, "Loglikelihood | Generation | Reward | Unanswerable"]], None]
 """Called by a backend as each batch finishes, with {request index: response}: the caller saves
 them then, so a killed run loses at most the batch in flight."""
 
@@ -149,3 +173,13 @@ class ModelBackend(Protocol):
     def close(self) -> None:
         """Free the weights (runs load one model at a time)."""
         ...
+
+
+@runtime_checkable
+class RewardBackend(Protocol):
+    """A backend that also answers RewardRequests (`backend: reward_model`); the runner's
+    answer() sends it every RewardRequest of a task, batched, through the response cache."""
+
+    def reward(
+        self, requests: list[RewardRequest], on_batch: OnBatch | None = None
+    ) -> list[Reward]: ...

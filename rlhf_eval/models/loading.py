@@ -41,6 +41,10 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
         source = spec.hub_id or ""
     if spec.backend == "vllm":
         return _load_vllm(spec, source, loaded)
+    if spec.backend == "reward_model":
+        from rlhf_eval.models.reward_backend import load_reward_backend
+
+        return load_reward_backend(spec, source)  # type: ignore[return-value]
 
     from rlhf_eval.models.hf import HFBackend
 

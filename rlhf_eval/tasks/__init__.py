@@ -14,6 +14,7 @@ from rlhf_eval.tasks import (  # noqa: F401
     quac,
     ratings,
     realtoxicity,
+    reward_model,
     squad_v2,
     summarization,
     truthfulqa_gen,
