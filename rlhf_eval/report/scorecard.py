@@ -1,7 +1,8 @@
 """The one-page scorecard at the top of every report: for each policy model against its baseline,
 one row per evaluation family the suite ran (preference, Likert, hallucination, TruthfulQA,
-toxicity, bias, the alignment tax, capabilities), with the change, its 95% interval and a
-verdict, then the suite's gates. What a reader of a pull request reads first."""
+toxicity, bias, the alignment tax, capabilities, reward models, over-optimisation), with the
+change, its 95% interval and a verdict, then the suite's gates. What a reader of a pull
+request reads first."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ FAMILIES: dict[str, str] = {
         )
     },
     **{name: "Capabilities" for name in ("gsm8k", "bbh", "humaneval", "mmlu")},
+    "reward_model": "Reward model",
+    "best_of_n": "Over-optimisation (best-of-N gold reward)",
 }
 """The family of a task (by its registered name), or of one of its metrics ("task/metric")."""
 ORDER = list(dict.fromkeys(FAMILIES.values()))

@@ -3,6 +3,7 @@
 from rlhf_eval.tasks import (  # noqa: F401
     alpaca_eval,
     bbh,
+    best_of_n,
     crows_pairs,
     drop,
     glue,
