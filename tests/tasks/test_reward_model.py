@@ -436,3 +436,75 @@ def test_reward_requests_of_a_conversation_are_hashable_and_cached_apart():
     request = RewardRequest((("user", "Hi"),), "Hello")
     assert hash(request) == hash(RewardRequest((("user", "Hi"),), "Hello"))
     assert request != RewardRequest((("user", "Hi"),), "Hello", versus="Hey")
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def test_report_section_subsets_pairs_and_scorecard(tmp_path, reward_models):
+    from rlhf_eval.report import render_report
+
+    first, second = reward_models
+    rows = [
+        {"prompt": f"{q} ({k})", "chosen": x, "rejected": y, "subset": f"s{k % 2}"}
+        for k in range(4)
+        for q, (a, b) in zip(QUESTIONS, ANSWERS, strict=True)
+        for x, y in [(a, b) if k < 2 else (b, a)]
+    ]
+    data = write_jsonl(tmp_path / "rb.jsonl", rows)
+    models = classifier("a", first, "            role: baseline\n") + classifier("b", second)
+    run = run_suite(load_suite(rm_suite(tmp_path, data, models)), show_progress=False)
+    md, html = render_report(run.path)
+    text = md.read_text()
+    assert "## Reward models" in text and "longer-response baseline" in text
+    assert "### Accuracy by subset (score test against 0.5, Holm across subsets)" in text
+    assert "| reward_model | s0 | a |" in text and "| reward_model | s1 | b |" in text
+    assert "### Reward models compared by subset (paired, Holm across subsets)" in text
+    assert "| reward_model | s0 | b - a |" in text
+    # The scorecard's reward-model family: b against the baseline reward model a.
+    assert "| Reward model | reward_model / accuracy ↑ |" in text
+    page = html.read_text()
+    assert 'id="reward-models"' in page and "Reliability" in page
+
+
+def test_labels_of_a_run_and_the_labelers_agreement(tmp_path, reward_models):
+    from rlhf_eval.labeling.store import Label, LabelStore
+    from rlhf_eval.report import render_report
+    from tests.labeling.conftest import MODELS, output_text, prompt_text, write_run
+
+    first, _ = reward_models
+    labeled = write_run(tmp_path / "labeled", n=3)
+    ranks = {
+        "al": ([1, 2, 3], [1, 2, 3], [3, 2, 1]),
+        "bo": ([1, 2, 3], [2, 1, 3], [3, 2, 1]),  # disagrees with al on one pair of p1
+    }
+    store = LabelStore.for_run(labeled)
+    for who, per_doc in ranks.items():
+        for i, r in enumerate(per_doc):
+            store.save(
+                [
+                    Label(
+                        "instructions",
+                        who,
+                        f"p{i}",
+                        model,
+                        4,
+                        (),
+                        r[m],
+                        prompt_text(i),
+                        output_text(model, i),
+                    )
+                    for m, model in enumerate(sorted(MODELS))
+                ]
+            )
+    suite = rm_suite(tmp_path, f"labels:{labeled}", classifier("a", first))
+    run = run_suite(load_suite(suite), show_progress=False)
+    samples = run.read_samples("a", "reward_model")
+    assert sorted(s["doc_id"] for s in samples) == [
+        f"p{i}:{who}" for i in range(3) for who in ("al", "bo")
+    ]
+    assert {s["details"]["labeler"] for s in samples} == {"al", "bo"}
+    text = render_report(run.path)[0].read_text()
+    assert "6 rankings by 2 labeler(s)" in text
+    # 9 pairs both labelers ranked, 8 in the same order.
+    assert "labelers agree with each other on 0.889" in text and "of 9 pairs" in text
