@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data/truthfulqa/mc_task.json"
-VLLM_PYTHON = ROOT / ".venv-vllm/bin/python"
+VLLM_PYTHON = Path(os.environ.get("VLLM_VENV", ROOT / ".venv-vllm")) / "bin/python"
 ENGINES = ("vllm", "vllm-nocache", "hf", "lm-eval")
 VLLM_ENV = {
     "HF_HUB_OFFLINE": "1",

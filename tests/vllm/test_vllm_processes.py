@@ -28,6 +28,7 @@ SUITE = """\
 name: engines
 output_dir: runs
 cache_dir: cache_{tag}
+stats: {{bootstrap_iterations: 200}}  # the intervals are not what these tests check
 models:
   - name: fast
     backend: vllm

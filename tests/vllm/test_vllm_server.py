@@ -35,6 +35,7 @@ SUITE = """\
 name: served
 output_dir: runs
 cache_dir: cache
+stats: {{bootstrap_iterations: 200}}
 models:
   - name: served
     backend: openai

@@ -28,6 +28,7 @@ SUITE = f"""\
 name: vllm-suite
 output_dir: runs
 cache_dir: cache
+stats: {{bootstrap_iterations: 200}}  # the intervals are not what these tests check
 models:
   - name: reference
     alias: smollm2-135m-instruct
@@ -128,7 +129,7 @@ def test_run_beside_hf_then_check_backend(tmp_path, engine, hf, monkeypatch, cap
         monkeypatch.setattr(f"{module}.load_backend", lambda spec, loaded: lent[spec.backend])
     monkeypatch.setattr(engine, "max_model_len", 512)  # as the suite's entry says
     long_row = {**MC_ROWS[0], "question": "Why? " * 200}  # with the primer > 512 tokens
-    (tmp_path / "mc.json").write_text(json.dumps([*MC_ROWS[:6], long_row]))
+    (tmp_path / "mc.json").write_text(json.dumps([*MC_ROWS[:3], long_row]))
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     suite = write_suite(tmp_path, SUITE)
     assert main(["run", str(suite), "--no-progress"]) == 0
@@ -158,12 +159,12 @@ def test_run_beside_hf_then_check_backend(tmp_path, engine, hf, monkeypatch, cap
 
     capsys.readouterr()
     out = tmp_path / "check.json"
-    command = ["check-backend", str(suite), "--model", "fast", "--sample", "24"]
+    command = ["check-backend", str(suite), "--model", "fast", "--sample", "16"]
     command += ["--generations", "2", "--max-new-tokens", "8", "--out", str(out)]
     assert main(command) == 0
     assert "fast against fast-hf: PASS" in capsys.readouterr().out
     check = json.loads(out.read_text())
-    assert check["loglikelihoods"] + check["unanswerable"] == 24 and check["unanswerable"] > 0
+    assert check["loglikelihoods"] + check["unanswerable"] == 16 and check["unanswerable"] == 4
     assert check["max_logprob_diff"] < 1e-3 and check["generations_agree"] == 2
 
 
