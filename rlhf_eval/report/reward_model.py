@@ -40,6 +40,7 @@ SCORECARD_COLUMNS = (
     "reward model",
     "accuracy",
     "longer-response baseline",
+    "shorter-response baseline",
     "accuracy, chosen longer",
     "accuracy, chosen shorter",
     "K-way accuracy",
@@ -66,8 +67,9 @@ SCORECARD_NOTE = (
     "Accuracy: how often the reward model gives the response people preferred the higher "
     "reward (ties half; Wilson interval, clustered by prompt where prompts repeat). The "
     "longer-response baseline is the accuracy of always preferring the longer response on the "
-    "same pairs: a reward model should beat it. ECE: expected calibration error of "
-    "sigmoid(r_w - r_l) (10 bins on [0.5, 1]); reward-length r: Pearson's r of reward and "
+    "same pairs, and the shorter-response baseline its mirror: a reward model that has learned "
+    "more than length beats both. ECE: expected calibration error of "
+    "sigmoid(r_w - r_l) (equal-width bins on [0.5, 1]); reward-length r: Pearson's r of reward and "
     "log(1 + characters), 0 without length bias."
 )
 ACCURACY = MetricSpec("accuracy", "proportion")
@@ -81,6 +83,16 @@ class RewardModelSection:
     paired_subsets: list[Row] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     reliability: bytes | None = None
+
+
+def mirrored(e: EstimateRecord | None) -> EstimateRecord | None:
+    """1 - p with the interval [1 - hi, 1 - lo]: the "always prefer the shorter response"
+    rule on the same pairs (ties half), the mirror of the longer-response baseline."""
+    if e is None or e.point is None:
+        return e
+    lo = None if e.hi is None else 1 - e.hi
+    hi = None if e.lo is None else 1 - e.lo
+    return e.model_copy(update={"point": 1 - e.point, "lo": lo, "hi": hi})
 
 
 def interval_text(e: EstimateRecord | None) -> str:
@@ -151,6 +163,7 @@ def _scorecard_rows(results: Results, task: str) -> list[Row]:
                 "reward model": model.name,
                 "accuracy": interval_text(est("accuracy")),
                 "longer-response baseline": interval_text(est("longer_baseline")),
+                "shorter-response baseline": interval_text(mirrored(est("longer_baseline"))),
                 "accuracy, chosen longer": interval_text(
                     by_length.get((model.name, "chosen longer"))
                 ),
