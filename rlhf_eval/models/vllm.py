@@ -8,6 +8,7 @@ import importlib.util
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rlhf_eval.errors import ModelLoadError
@@ -131,7 +132,9 @@ class VLLMBackend:
                 "max_model_len, gpu_memory_utilization, engine_kwargs)."
             ) from error
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
-        self.parameters = None
+        self.parameters = _parameter_count(source)
+        """Parameter count for the manifest (reports place models by size); None for weights
+        vLLM fetched itself."""
         self.in_process = process.in_process
         self._identity = self._describe_identity(config)
 
@@ -378,6 +381,21 @@ class VLLMBackend:
             texts.append(cut_at_stop(text, request.stop or ()))
             counts.append(len(kept))
         return Generation(tuple(texts), tuple(counts))
+
+
+def _parameter_count(source: str) -> int | None:
+    """Parameters of a local folder's safetensors weights, from the files' headers."""
+    folder = Path(source)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    total = 0
+    for file in files:
+        with safe_open(str(file), "pt") as weights:
+            total += sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118
+    return total
 
 
 def _continuation_score(row: _Scoring, output) -> Loglikelihood | None:

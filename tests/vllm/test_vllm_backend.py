@@ -210,4 +210,5 @@ def test_identity_names_engine_version_weights_and_dtype(engine, hf):
     weights = hf.identity.split(":")[1]  # the same sha256 of the same files
     assert engine.identity.split(":")[1:3] == [weights, "float32"]
     assert engine.identity != hf.identity
+    assert engine.parameters == hf.parameters  # for the manifest, read from the weights' headers
     assert json.dumps(engine.engine) == json.dumps({"name": "vllm", "version": vllm.__version__})
