@@ -126,8 +126,13 @@ class ClassifierRewardBackend(_ScoresOnly):
         turns = tuple(Message(role, content) for role, content in prompt)  # type: ignore[arg-type]
         if self.template == "plain":
             return "\n\n".join(m.content for m in turns), completion
-        template = self.scorer._chat if self.template == "chat" else self.template
+        template = self._chat if self.template == "chat" else self.template
         return prompt_and_completion(turns, completion, None, template)  # type: ignore[arg-type]
+
+    def _chat(self, messages: list[dict[str, str]]) -> str:
+        return self.scorer.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
 
     def reward(
         self, requests: list[RewardRequest], on_batch: OnBatch | None = None

@@ -28,7 +28,11 @@ def render_report(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Pat
         markdown += preference_markdown(preference)
         sections.append(preference_html(preference))
     # The reward-model and over-optimisation sections (imported here: they read samples).
-    from rlhf_eval.report.overoptimization import overoptimization_html, overoptimization_markdown
+    from rlhf_eval.report.overoptimization import (
+        curve_views,
+        overoptimization_html,
+        overoptimization_markdown,
+    )
     from rlhf_eval.report.reward_model import (
         reward_model_html,
         reward_model_markdown,
@@ -39,8 +43,9 @@ def render_report(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     if reward_models is not None:
         markdown += reward_model_markdown(reward_models)
         sections.append(reward_model_html(reward_models))
-    markdown += overoptimization_markdown(run.results)
-    overoptimization = overoptimization_html(run.results)
+    views = curve_views(run.run_dir, run.results, run.manifest)
+    markdown += overoptimization_markdown(views)
+    overoptimization = overoptimization_html(views)
     if overoptimization is not None:
         sections.append(overoptimization)
     tables = load_sample_tables(run, SAMPLE_CAP)

@@ -1,43 +1,108 @@
 """The report's over-optimisation section: for each best_of_n entry and policy, the proxy and
 gold rewards of best-of-N against N and KL (95% intervals), the flag of
-rlhf_eval.overoptimization, and a figure that reads like Gao et al. (2022) Figure 1: reward
-against sqrt(KL(best-of-N || policy)), gold solid and proxy dashed."""
+rlhf_eval.overoptimization, and a figure that reads like Gao et al. (2022) Figure 1: the gain in
+reward over the policy itself (best-of-1) against sqrt(KL(best-of-N || policy)), gold solid
+and proxy dashed.
+
+The gains over best-of-1 are per-prompt differences, bootstrapped over prompts here from the
+run's samples (the levels and the step gains come from results.json): a band around a level
+would mostly show how prompts differ, not whether best-of-N moved the reward."""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from rlhf_eval import stats
+from rlhf_eval.aggregate import mean_method
 from rlhf_eval.overoptimization import Curve, curves, sqrt_kl
 from rlhf_eval.report.plots import _png
 from rlhf_eval.report.reward_model import interval_text
 from rlhf_eval.report.tables import Row, markdown_table
-from rlhf_eval.results import Results
+from rlhf_eval.results import EstimateRecord, Results
+from rlhf_eval.store import RunDir
+from rlhf_eval.suite import StatsSettings
 
-COLUMNS = ("N", "KL (nats)", "proxy reward", "gold reward", "proxy gain", "gold gain")
+COLUMNS = (
+    "N",
+    "KL (nats)",
+    "proxy reward",
+    "gold reward",
+    "proxy gain over N/2",
+    "gold gain over N/2",
+    "proxy gain over N = 1",
+    "gold gain over N = 1",
+)
 RULE = (
     "Rewards of the completion the proxy ranks first among N samples, estimated without bias "
     "from all n samples per prompt; 95% intervals bootstrap the prompts. KL(best-of-N || "
-    "policy) = log N - (N - 1)/N. Gains are from N/2 to N, paired within prompts. Flag: the "
-    "first N whose proxy gain is resolved above 0 while the gold gain is not (resolved below "
-    "0: over-optimised; unresolved: a plateau or too few prompts)."
+    "policy) = log N - (N - 1)/N. Gains are per-prompt differences (from N/2, and from the "
+    "policy's own samples, N = 1). Flag: the first N whose proxy gain over N/2 is resolved "
+    "above 0 while the gold gain is not (resolved below 0: over-optimised; unresolved: a "
+    "plateau, or too few prompts to tell)."
 )
 GOLD_COLOR, PROXY_COLOR = "#1f77b4", "#ff7f0e"
 
 
-def curve_rows(curve: Curve) -> list[Row]:
+@dataclass(frozen=True)
+class CurveView:
+    curve: Curve
+    gains: dict[str, list[EstimateRecord]]
+    """Per kind (proxy, gold), the gain over best-of-1 at each N of the curve."""
+
+
+def curve_views(run_dir: Path, results: Results, manifest: dict[str, Any]) -> list[CurveView]:
+    store = RunDir(run_dir)
+    settings = StatsSettings(**(manifest.get("stats") or {}))
+    seed = int(manifest.get("seed") or 0)
+    views = []
+    for curve in curves(results):
+        samples = [s for s in store.read_samples(curve.model, curve.task) if not s.get("error")]
+        gains = {
+            kind: [
+                _mean_gain(samples, f"{kind}_at_{p.n}", f"{kind}_at_1", settings, seed)
+                for p in curve.points
+            ]
+            for kind in ("proxy", "gold")
+        }
+        views.append(CurveView(curve, gains))
+    return views
+
+
+def _mean_gain(
+    samples: list[dict], metric: str, base: str, settings: StatsSettings, seed: int
+) -> EstimateRecord:
+    values = [s["metrics"][metric] - s["metrics"][base] for s in samples]
+    estimate = stats.bootstrap_mean(
+        values,
+        confidence=settings.confidence,
+        iterations=settings.bootstrap_iterations,
+        seed=seed,
+        method=mean_method(settings),
+    )
+    return EstimateRecord(**estimate.to_dict())
+
+
+def curve_rows(view: CurveView) -> list[Row]:
     return [
         {
             "N": str(p.n),
             "KL (nats)": f"{p.kl:.3f}",
             "proxy reward": interval_text(p.proxy),
             "gold reward": interval_text(p.gold),
-            "proxy gain": interval_text(p.proxy_gain),
-            "gold gain": interval_text(p.gold_gain),
+            "proxy gain over N/2": interval_text(p.proxy_gain),
+            "gold gain over N/2": interval_text(p.gold_gain),
+            "proxy gain over N = 1": interval_text(proxy) if p.n > 1 else "n/a",
+            "gold gain over N = 1": interval_text(gold) if p.n > 1 else "n/a",
         }
-        for p in curve.points
+        for p, proxy, gold in zip(
+            view.curve.points, view.gains["proxy"], view.gains["gold"], strict=True
+        )
     ]
 
 
@@ -51,9 +116,11 @@ def title(curve: Curve) -> str:
     return f"{curve.model} ({curve.task}): proxy {curve.proxy_judge}, gold {curve.gold_judge}"
 
 
-def curve_figure(curve: Curve) -> bytes:
-    """Gold (solid, left axis) and proxy (dashed, right axis) reward against sqrt(KL), 95%
-    bands, N on the top axis, the flagged N marked."""
+def curve_figure(view: CurveView) -> bytes:
+    """Gold (solid, left axis) and proxy (dashed, right axis) gain over best-of-1 against
+    sqrt(KL), 95% bands, zero at the same height on both axes, N on the top axis, the flagged
+    N marked."""
+    curve = view.curve
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     gold_ax = fig.add_subplot(1, 1, 1)
     proxy_ax = gold_ax.twinx()
@@ -62,24 +129,22 @@ def curve_figure(curve: Curve) -> bytes:
         (gold_ax, "gold", GOLD_COLOR, "-"),
         (proxy_ax, "proxy", PROXY_COLOR, "--"),
     ):
-        estimates = [getattr(p, kind) for p in curve.points]
-        ys = [e.point for e in estimates]
-        ax.plot(
-            xs,
-            ys,
-            style,
-            color=color,
-            marker="o",
-            label=f"{kind} ({getattr(curve, kind + '_judge')})",
-        )
+        estimates = view.gains[kind]
+        ys = [e.point or 0.0 for e in estimates]
+        judge = getattr(curve, f"{kind}_judge")
+        ax.plot(xs, ys, style, color=color, marker="o", label=f"{kind} ({judge})")
         ax.fill_between(
             xs,
-            [e.lo if e.lo is not None else e.point for e in estimates],
-            [e.hi if e.hi is not None else e.point for e in estimates],
+            [e.lo if e.lo is not None else y for e, y in zip(estimates, ys, strict=True)],
+            [e.hi if e.hi is not None else y for e, y in zip(estimates, ys, strict=True)],
             color=color,
             alpha=0.15,
         )
-        ax.set_ylabel(f"{kind} reward", color=color)
+        ax.set_ylabel(f"{kind} reward gain over best-of-1", color=color)
+        low, high = ax.get_ylim()
+        span = max(abs(low), abs(high))
+        ax.set_ylim(-span, span)  # zero in the middle of both axes
+    gold_ax.axhline(0.0, color="#999999", linewidth=0.8)
     if curve.flag is not None:
         x = next(sqrt_kl(p) for p in curve.points if p.n == curve.flag.n)
         gold_ax.axvline(x, color="#d62728", linestyle=":", label=f"flag: N = {curve.flag.n}")
@@ -87,29 +152,27 @@ def curve_figure(curve: Curve) -> bytes:
     top = gold_ax.secondary_xaxis("top")
     top.set_xticks(xs, [str(p.n) for p in curve.points])
     top.set_xlabel("N")
-    handles = gold_ax.get_legend_handles_labels()
-    more = proxy_ax.get_legend_handles_labels()
-    gold_ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="lower right")
+    handles, labels = gold_ax.get_legend_handles_labels()
+    more_handles, more_labels = proxy_ax.get_legend_handles_labels()
+    gold_ax.legend(handles + more_handles, labels + more_labels, fontsize=8, loc="lower left")
     gold_ax.set_title(title(curve), fontsize=9)
     return _png(fig)
 
 
-def overoptimization_markdown(results: Results) -> str:
-    found = curves(results)
-    if not found:
+def overoptimization_markdown(views: list[CurveView]) -> str:
+    if not views:
         return ""
     out = ["", "## Over-optimisation (best-of-N)", "", RULE]
-    for curve in found:
-        out += ["", f"### {title(curve)}", "", markdown_table(COLUMNS, curve_rows(curve))]
-        out += ["", f"**{flag_text(curve)}** The figure is in report.html."]
+    for view in views:
+        out += ["", f"### {title(view.curve)}", "", markdown_table(COLUMNS, curve_rows(view))]
+        out += ["", f"**{flag_text(view.curve)}** The figure is in report.html."]
     return "\n".join(out) + "\n"
 
 
-def overoptimization_html(results: Results) -> Markup | None:
+def overoptimization_html(views: list[CurveView]) -> Markup | None:
     from rlhf_eval.report.html import _environment
 
-    found = curves(results)
-    if not found:
+    if not views:
         return None
     return Markup(
         _environment()
@@ -119,12 +182,12 @@ def overoptimization_html(results: Results) -> Markup | None:
             columns=COLUMNS,
             curves=[
                 {
-                    "title": title(c),
-                    "rows": curve_rows(c),
-                    "flag": flag_text(c),
-                    "figure": "data:image/png;base64," + base64.b64encode(curve_figure(c)).decode(),
+                    "title": title(v.curve),
+                    "rows": curve_rows(v),
+                    "flag": flag_text(v.curve),
+                    "figure": "data:image/png;base64," + base64.b64encode(curve_figure(v)).decode(),
                 }
-                for c in found
+                for v in views
             ],
         )
     )

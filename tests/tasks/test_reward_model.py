@@ -381,6 +381,15 @@ def test_reward_fields_need_the_reward_backend(tmp_path, tiny_model_dir, capsys)
     )
     assert main(["run", str(rm_suite(tmp_path, data, models))]) == 2
     assert "only `backend: reward_model` uses reward_template" in capsys.readouterr().err
+    judge = (
+        "          - name: judge\n            backend: reward_model\n"
+        "            reward_scorer: llm\n            reward_template: hh\n"
+        f"            path: {tiny_model_dir}\n"
+    )
+    assert main(["run", str(rm_suite(tmp_path, data, judge))]) == 2
+    assert "an LLM judge (`reward_scorer: llm`) reads the request as text" in (
+        capsys.readouterr().err
+    )
 
 
 # --- the LLM judge as a reward model ---------------------------------------------------------
