@@ -22,10 +22,11 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 
 from rlhf_eval import stats
-from rlhf_eval.aggregate import compare_metric, valid_samples
+from rlhf_eval.aggregate import compare_metric, estimate_corpus, valid_samples
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,
     labeler_agreements,
+    pearson_from_statistics,
     reliability_table,
 )
 from rlhf_eval.report.plots import MODEL_COLORS, _png
@@ -33,7 +34,8 @@ from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import MetricSpec
+from rlhf_eval.tasks.base import CorpusStatistic, MetricSpec
+from rlhf_eval.tasks.reward_model import length_statistics
 
 SCORECARD_COLUMNS = (
     "entry",
@@ -70,7 +72,8 @@ SCORECARD_NOTE = (
     "same pairs, and the shorter-response baseline its mirror: a reward model that has learned "
     "more than length beats both. ECE: expected calibration error of "
     "sigmoid(r_w - r_l) (equal-width bins on [0.5, 1]); reward-length r: Pearson's r of reward and "
-    "log(1 + characters), 0 without length bias."
+    "log(1 + characters), 0 without length bias, negative where shorter responses score higher "
+    "(the task's abs_length_correlation is its size)."
 )
 ACCURACY = MetricSpec("accuracy", "proportion")
 
@@ -117,7 +120,11 @@ def reward_model_section(
     curves: dict[str, np.ndarray] = {}
     for task in entries:
         samples = {m.name: store.read_samples(m.name, task.id) for m in results.models}
-        section.scorecard += _scorecard_rows(results, task.id)
+        signed = {
+            model: _signed_length_correlation(rows, settings, seed)
+            for model, rows in samples.items()
+        }
+        section.scorecard += _scorecard_rows(results, task.id, signed)
         section.subsets += _subset_rows(results, task.id, samples, settings.confidence)
         section.paired_subsets += _paired_subset_rows(results, task.id, samples, settings, seed)
         section.labels += _label_lines(task.id, samples, settings.confidence)
@@ -137,7 +144,9 @@ def reward_model_section(
     return section
 
 
-def _scorecard_rows(results: Results, task: str) -> list[Row]:
+def _scorecard_rows(
+    results: Results, task: str, signed: dict[str, EstimateRecord | None]
+) -> list[Row]:
     metrics = {(m.model, m.metric): m for m in results.metrics if m.task == task}
     by_length = {
         (g.model, g.group): g.estimate
@@ -174,12 +183,29 @@ def _scorecard_rows(results: Results, task: str) -> list[Row]:
                 "Kendall tau": interval_text(est("kendall_tau")),
                 "ECE": interval_text(est("ece")),
                 "log loss": interval_text(est("log_loss")),
-                "reward-length r": interval_text(est("length_correlation")),
+                "reward-length r": interval_text(signed.get(model.name)),
                 "n": str(headline.estimate.n if headline else 0),
                 "failed": str(headline.n_failed if headline else 0),
             }
         )
     return rows
+
+
+SIGNED_LENGTH = MetricSpec(
+    "abs_length_correlation",  # the samples that have the metric have rewards and lengths
+    "corpus",
+    corpus=CorpusStatistic(length_statistics, pearson_from_statistics),
+)
+
+
+def _signed_length_correlation(
+    samples: list[dict], settings: StatsSettings, seed: int
+) -> EstimateRecord | None:
+    """Pearson's r of reward and log length with its sign (negative: shorter responses score
+    higher), by the interval aggregate.py gives the task's |r|."""
+    if not valid_samples(samples, SIGNED_LENGTH.name):
+        return None
+    return EstimateRecord(**estimate_corpus(SIGNED_LENGTH, samples, settings, seed).to_dict())
 
 
 def score_test_p(successes: float, n: int) -> float | None:

@@ -17,7 +17,8 @@ Metrics (per document; intervals from rlhf_eval.stats via aggregate.py):
   (the paper's all-pairs accuracy, per prompt) and Kendall's tau-b; bootstrapped by prompt.
 - ece: expected calibration error of sigmoid(m) over every comparison (a corpus statistic).
 - log_loss: -log sigmoid(m), the RM's own loss, per ranking (averaged over its pairs).
-- length_correlation: Pearson's r of reward and log(1 + characters) over every completion.
+- abs_length_correlation: |Pearson's r| of reward and log(1 + characters) over every
+  completion, lower is better (the report also shows the signed r: which length it favours).
 Breakdowns: `subset` (RewardBench's subsets, a row's subset/category) and `chosen_length`
 (pairs whose chosen response is the longer / shorter one).
 """
@@ -68,7 +69,7 @@ class RewardModelOptions(TaskOptions):
     rm` with `data.limit` trains on the first rows of a file)."""
     pairwise: bool = False
     """Ask each model for the log-odds of every ranked pair (a pairwise LLM judge) instead of
-    a reward per completion; kendall_tau and length_correlation then need rewards and are
+    a reward per completion; kendall_tau and abs_length_correlation then need rewards and are
     left out."""
     calibration_bins: int = Field(DEFAULT_BINS, ge=2, le=50)
     """Equal-width bins of the preferred response's probability on [0.5, 1], for ECE."""
@@ -78,8 +79,15 @@ def _ece_statistics(details: dict[str, Any]) -> np.ndarray:
     return calibration_statistics(details["margins"], details["calibration_bins"])
 
 
-def _length_statistics(details: dict[str, Any]) -> np.ndarray:
+def length_statistics(details: dict[str, Any]) -> np.ndarray:
+    """A ranking's sums for the Pearson r of reward and log length (summed over rankings)."""
     return pearson_statistics(details["log_lengths"], details["rewards"])
+
+
+def _absolute_correlation(sums: np.ndarray) -> np.ndarray:
+    """|r|: a reward model without length bias has 0, whichever length the bias favours, so
+    a smaller value is better in either direction."""
+    return np.abs(pearson_from_statistics(sums))
 
 
 CHOSEN_LONGER, CHOSEN_SHORTER, SAME_LENGTH = "chosen longer", "chosen shorter", "same length"
@@ -129,11 +137,11 @@ class RewardModelTask(Task):
             description="-log sigmoid(r_w - r_l), the reward model's loss, per ranking",
         ),
         MetricSpec(
-            "length_correlation",
+            "abs_length_correlation",
             "corpus",
             higher_is_better=False,
-            description="Pearson r of reward and log(1 + characters); 0 is no length bias",
-            corpus=CorpusStatistic(_length_statistics, pearson_from_statistics),
+            description="|Pearson r| of reward and log(1 + characters); 0: no length bias",
+            corpus=CorpusStatistic(length_statistics, _absolute_correlation),
         ),
     )
     breakdowns = ("subset", "chosen_length")
@@ -212,7 +220,7 @@ class RewardModelTask(Task):
             # Corpus metrics: the per-sample value is for reading samples only.
             "ece": expected_calibration_error(margins, self.options.calibration_bins),
             "log_loss": float(np.mean([log_loss(m) for m in margins])),
-            "length_correlation": None if rewards is None else _own_correlation(record),
+            "abs_length_correlation": None if rewards is None else _own_correlation(record),
         }
         return Sample(
             doc_id=doc.id,
@@ -272,10 +280,10 @@ def _prompt_text(prompt: str | list) -> str:
 
 
 def _own_correlation(record: dict[str, Any]) -> float:
-    """This ranking's own Pearson r of reward and log length (+-1 for a pair); 0 where it is
+    """|r| of this ranking's own rewards and log lengths (1 for a pair); 0 where it is
     undefined (equal lengths or rewards), for reading samples only."""
-    r = float(pearson_from_statistics(_length_statistics(record)))
-    return 0.0 if np.isnan(r) else r
+    r = float(pearson_from_statistics(length_statistics(record)))
+    return 0.0 if np.isnan(r) else abs(r)
 
 
 def _failures(samples: dict[str, list[dict[str, Any]]]) -> tuple[int, str] | None:

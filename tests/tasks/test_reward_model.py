@@ -258,6 +258,13 @@ def test_pairs_are_scored_as_rlhf_train_scores_them(tmp_path, reward_models):
     # The longer-response baseline on the same pairs: 3 of 6 chosen responses are longer.
     longer = next(m for m in results.metrics if m.model == "a" and m.metric == "longer_baseline")
     assert longer.estimate.point == pytest.approx(3 / 6)
+    # |r| of reward and log(1 + characters) over every completion of every pair.
+    rewards = [r for s in samples.values() for r in s["details"]["rewards"]]
+    logs = [math.log1p(n) for s in samples.values() for n in s["details"]["lengths"]]
+    size = next(
+        m for m in results.metrics if m.model == "a" and m.metric == "abs_length_correlation"
+    )
+    assert size.estimate.point == pytest.approx(abs(np.corrcoef(logs, rewards)[0, 1]))
     # Two reward models, paired on the same pairs (Tango's interval for 0/1 metrics).
     paired = next(c for c in results.comparisons if c.metric == "accuracy" and c.candidate == "b")
     assert paired.baseline == "a" and paired.delta.n == 24
@@ -438,7 +445,7 @@ def test_llm_judge_rewards_are_its_answer_log_odds(tmp_path, tiny_model_dir):
         m1, m2 = first[0].logprob - first[1].logprob, second[0].logprob - second[1].logprob
         assert paired["details"]["margins"] == pytest.approx([(m1 - m2) / 2], abs=1e-4)
         assert paired["details"]["rewards"] is None
-        assert paired["metrics"]["length_correlation"] is None
+        assert paired["metrics"]["abs_length_correlation"] is None
 
 
 def test_reward_requests_of_a_conversation_are_hashable_and_cached_apart():
