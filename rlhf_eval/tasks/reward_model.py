@@ -101,6 +101,7 @@ class RewardModelTask(Task):
         "longer-response baseline, K-way accuracy and Kendall tau, calibration (ECE), its "
         "loss, and the correlation of reward with length."
     )
+    version = 2  # 2: the length metric is |r| (abs_length_correlation)
     Options = RewardModelOptions
     metrics = (
         MetricSpec(
