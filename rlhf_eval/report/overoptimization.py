@@ -44,7 +44,8 @@ RULE = (
     "policy) = log N - (N - 1)/N. Gains are per-prompt differences (from N/2, and from the "
     "policy's own samples, N = 1). Flag: the first N whose proxy gain over N/2 is resolved "
     "above 0 while the gold gain is not (resolved below 0: over-optimised; unresolved: a "
-    "plateau, or too few prompts to tell)."
+    "plateau, or too few prompts to tell); and the first N whose gold gain is resolved below 0 "
+    "while the proxy's is resolved above it."
 )
 GOLD_COLOR, PROXY_COLOR = "#1f77b4", "#ff7f0e"
 
@@ -108,8 +109,17 @@ def curve_rows(view: CurveView) -> list[Row]:
 
 def flag_text(curve: Curve) -> str:
     if curve.flag is None:
-        return "No flag: the gold reward rises (resolved) wherever the proxy's does."
-    return f"Flag at N = {curve.flag.n}: {curve.flag.text()}."
+        text = "No flag: the gold reward rises (resolved) wherever the proxy's does."
+    else:
+        text = f"Flag at N = {curve.flag.n}: {curve.flag.text()}."
+    if curve.decline is not None and (curve.flag is None or not curve.flag.gold_falls):
+        text += (
+            f" The gold reward falls (resolved) from best-of-{curve.decline // 2} to "
+            f"best-of-{curve.decline} while the proxy's still rises: over-optimised."
+        )
+    elif curve.decline is None:
+        text += " The gold reward never falls resolvedly while the proxy's rises."
+    return text + f" Gold peaks (point estimate) at N = {curve.peak}."
 
 
 def title(curve: Curve) -> str:
@@ -148,6 +158,11 @@ def curve_figure(view: CurveView) -> bytes:
     if curve.flag is not None:
         x = next(sqrt_kl(p) for p in curve.points if p.n == curve.flag.n)
         gold_ax.axvline(x, color="#d62728", linestyle=":", label=f"flag: N = {curve.flag.n}")
+    if curve.decline is not None and (curve.flag is None or curve.decline != curve.flag.n):
+        x = next(sqrt_kl(p) for p in curve.points if p.n == curve.decline)
+        gold_ax.axvline(
+            x, color="#7f0000", linestyle="--", label=f"gold falls: N = {curve.decline}"
+        )
     gold_ax.set_xlabel("sqrt(KL(best-of-N || policy)), nats^1/2")
     top = gold_ax.secondary_xaxis("top")
     top.set_xticks(xs, [str(p.n) for p in curve.points])

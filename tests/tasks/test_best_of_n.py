@@ -18,7 +18,7 @@ from rlhf_eval.metrics.best_of_n import (
     best_of_n_weights,
     powers_of_two,
 )
-from rlhf_eval.overoptimization import CurvePoint, curves, flag_point
+from rlhf_eval.overoptimization import CurvePoint, curves, decline_point, flag_point
 from rlhf_eval.report import render_report
 from rlhf_eval.results import EstimateRecord
 from rlhf_eval.runner import run_suite
@@ -86,6 +86,12 @@ def test_the_flag_rule():
     assert "over-optimised" in flag.text()
     # Neither rises resolvedly: nothing to flag (the proxy itself is not climbing).
     assert flag_point(curve([flat, flat], [flat, flat])) is None
+    # A plateau first, a resolved fall later: the flag at the plateau, the decline later.
+    points = curve([up, flat, flat, down], [up, up, up, up])
+    assert flag_point(points).n == 4 and decline_point(points) == 16
+    assert decline_point(curve([up, up, up], [up, up, up])) is None
+    # A falling gold reward while the proxy also stalls is not the proxy gaming the gold.
+    assert decline_point(curve([down], [flat])) is None
 
 
 PROMPTS = [
