@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rlhf_eval import stats
+from rlhf_eval.judge_diagnostics import judge_diagnostics
 from rlhf_eval.pairing import item_hashes
 from rlhf_eval.results import (
     ComparisonResult,
@@ -18,6 +19,7 @@ from rlhf_eval.results import (
     Results,
     SkippedTask,
     SubgroupResult,
+    TaskEntry,
 )
 from rlhf_eval.store import RunDir, now
 from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
@@ -315,6 +317,26 @@ def compute_results(
                     )
                 )
         apply_holm(comparisons, family, settings.confidence)
+    entries = [
+        TaskEntry(
+            id=task_id,
+            name=task.name,
+            options=task.options.model_dump(mode="json"),
+            n_documents=len(documents[task_id]),
+            notes=task.notes({m["name"]: samples[(m["name"], task_id)] for m in models}),
+            version=task.version,
+            item_hashes=item_hashes(documents[task_id]),
+        )
+        for task_id, task in tasks.items()
+    ]
+    judge_summaries, judge_agreements = judge_diagnostics(
+        entries,
+        [m["name"] for m in models],
+        next((m["name"] for m in models if m["role"] == "baseline"), None),
+        samples,
+        settings,
+        seed,
+    )
     return Results(
         subgroups=[
             subgroup
@@ -343,18 +365,7 @@ def compute_results(
             )
             for m in models
         ],
-        tasks=[
-            {
-                "id": task_id,
-                "name": task.name,
-                "options": task.options.model_dump(mode="json"),
-                "n_documents": len(documents[task_id]),
-                "notes": task.notes({m["name"]: samples[(m["name"], task_id)] for m in models}),
-                "version": task.version,
-                "item_hashes": item_hashes(documents[task_id]),
-            }
-            for task_id, task in tasks.items()
-        ],
+        tasks=entries,
         metrics=metrics,
         comparisons=comparisons,
         wall_seconds=wall_seconds,
@@ -367,6 +378,8 @@ def compute_results(
             )
             for task_id, reason in (skipped or {}).items()
         ],
+        judge_summaries=judge_summaries,
+        judge_agreements=judge_agreements,
     )
 
 

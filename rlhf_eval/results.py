@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """2 added corpus metrics, comparisons against `role: reference` and their p-values; 3 added
 subgroups (per category) and contrasts between task entries; 4 added the task entries skipped
 because their hub data was out of reach; 5 added each estimate's `warning` (why its interval
-cannot be trusted to hold its level; None when it can). Every addition has a default, so older
-files still load."""
+cannot be trusted to hold its level; None when it can); 6 added the judges' diagnostics (counts,
+length-controlled win rate, position consistency, agreement), computed at aggregation instead of
+in the report. Every addition has a default, so older files still load."""
 
 
 class _Closed(BaseModel):
@@ -136,6 +137,36 @@ class SkippedTask(_Closed):
     reason: str
 
 
+class JudgeSummaryRecord(_Closed):
+    """One model against the baseline (or AlpacaEval's reference) under one judged entry."""
+
+    task: str
+    model: str
+    judge: str
+    against: str
+    wins: int
+    losses: int
+    ties: int
+    failures: int
+    """Verdicts the judge failed to give: left out of the win rate, never scored as losses."""
+    length_controlled: EstimateRecord | None = None
+    """AlpacaEval 2.0's length-controlled win rate; None where lengths were not recorded."""
+    position_consistency: EstimateRecord | None = None
+    """Share of both-order judgements whose verdicts agree; None for a judge asked once."""
+    length_spearman: float | None = None
+    """Spearman's rho of the verdicts with the length difference (model minus other)."""
+
+
+class JudgeAgreementRecord(_Closed):
+    """How often two judges (two win_rate entries) agree on the same prompts and model."""
+
+    entries: list[str]
+    model: str
+    agreement: EstimateRecord
+    kappa: float | None
+    """Cohen's kappa; None where chance explains all agreement (one category throughout)."""
+
+
 class Results(_Closed):
     schema_version: int = SCHEMA_VERSION
     run_name: str
@@ -153,3 +184,5 @@ class Results(_Closed):
     """Seconds spent per model and task (answering and scoring; loading excluded), summed over
     the attempts of a resumed run."""
     skipped: list[SkippedTask] = []
+    judge_summaries: list[JudgeSummaryRecord] = []
+    judge_agreements: list[JudgeAgreementRecord] = []

@@ -3,38 +3,23 @@ beside its length-controlled value, position consistency and the correlation of 
 length difference; agreement between judges; win rates per category; the paper's Figure 1 and
 Figure 4 views; and a browser showing each prompt with every model's output and verdicts.
 
-Everything is read from the run directory (results.json and the samples), like the rest of the
-report.
+Every statistic is read from results.json, where aggregation stored it
+(rlhf_eval/judge_diagnostics.py); the samples only fill the browser.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from markupsafe import Markup
-from scipy.stats import spearmanr
 
-from rlhf_eval.length_control import length_controlled_win_rate
-from rlhf_eval.metrics.preference import (
-    Verdict,
-    agreement,
-    outcome,
-    position_consistency,
-    win_rate_summary,
-)
+from rlhf_eval.judge_diagnostics import JUDGED
+from rlhf_eval.metrics.preference import outcome
 from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
-from rlhf_eval.results import EstimateRecord, Results
-from rlhf_eval.stats import Estimate
+from rlhf_eval.results import EstimateRecord, JudgeAgreementRecord, JudgeSummaryRecord, Results
 from rlhf_eval.store import RunDir
-
-JUDGED = ("win_rate", "alpaca_eval")
-"""Entries whose win rate a judge gives: each gets a row of the summary with its LC win rate."""
 
 BROWSER_CAP = 300
 """Prompts shown per instructions entry in the preference browser."""
@@ -57,163 +42,64 @@ CATEGORY_COLUMNS = ("judge entry", "category", "model", "win rate", "95% CI", "n
 
 
 @dataclass
-class JudgeSummary:
-    """One model against the baseline under one win_rate entry."""
-
-    task: str
-    model: str
-    judge: str
-    counts: dict[str, Any]
-    """win_rate_summary's wins, losses, ties, failures, n."""
-    estimate: EstimateRecord | None
-    """The win rate and interval as results.json has them."""
-    length_controlled: Estimate | None = None
-    consistency: Estimate | None = None
-    length_rho: float | None = None
-
-
-@dataclass
 class PreferenceReport:
-    summaries: list[JudgeSummary] = field(default_factory=list)
+    summaries: list[JudgeSummaryRecord] = field(default_factory=list)
+    estimates: dict[tuple[str, str], EstimateRecord] = field(default_factory=dict)
+    """The win rate of each (entry, model), as results.json's metrics have it."""
     agreements: list[Row] = field(default_factory=list)
     categories: list[Row] = field(default_factory=list)
     win_rate_figure: bytes | None = None
     flag_figure: bytes | None = None
     browser: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+    """Why the judges' diagnostics are missing (a run aggregated before they were stored)."""
 
     def summary_rows(self) -> list[Row]:
-        return [_summary_row(s) for s in self.summaries]
+        return [_summary_row(s, self.estimates.get((s.task, s.model))) for s in self.summaries]
 
 
 def preference_report(
     run_dir: Path, results: Results, manifest: dict[str, Any]
 ) -> PreferenceReport | None:
     """The preference section of a run, or None when it has no instructions, win_rate or
-    ratings entry."""
+    ratings entry. Every statistic is read from results.json; the samples only fill the
+    browser."""
     kinds = {t.id: t.name for t in results.tasks}
     if not {"instructions", "ratings", *JUDGED} & set(kinds.values()):
         return None
     from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
 
-    store = RunDir(run_dir)
     baseline = next((m.name for m in results.models if m.role == "baseline"), None)
-    models = [m.name for m in results.models]
-    estimates = {(m.task, m.model, m.metric): m for m in results.metrics}
-    iterations = int((manifest.get("stats") or {}).get("bootstrap_iterations", 2000))
-    report = PreferenceReport()
-    verdicts: dict[tuple[str, str], list[Verdict]] = {}
-    for task in (t for t in results.tasks if t.name in JUDGED):
-        against = _judged_against(task.name, task.options, baseline)
-        for model in models:
-            if model == baseline and task.name == "win_rate":
-                continue
-            samples = store.read_samples(model, task.id)
-            found = _verdicts(samples, model, against, task.options.get("judge", ""))
-            verdicts[(task.id, model)] = found
-            row = estimates.get((task.id, model, "win_rate"))
-            summary = JudgeSummary(
-                task.id,
-                model,
-                str(task.options.get("judge", "")),
-                win_rate_summary(found, iterations=min(iterations, 2000)),
-                None if row is None else row.estimate,
-            )
-            _length_statistics(summary, samples, min(iterations, 2000))
-            report.summaries.append(summary)
-    report.agreements = _agreements(results, verdicts)
-    report.categories = _category_rows(results, kinds)
-    report.win_rate_figure = win_rate_figure(results, manifest, baseline)
-    report.flag_figure = flag_figure(results)
-    report.browser = _browser(store, results, baseline)
+    report = PreferenceReport(
+        summaries=results.judge_summaries,
+        estimates={
+            (m.task, m.model): m.estimate for m in results.metrics if m.metric == "win_rate"
+        },
+        agreements=[_agreement_row(a) for a in results.judge_agreements],
+        categories=_category_rows(results, kinds),
+        win_rate_figure=win_rate_figure(results, manifest, baseline),
+        flag_figure=flag_figure(results),
+        browser=_browser(RunDir(run_dir), results, baseline),
+    )
+    if set(kinds.values()) & set(JUDGED) and not results.judge_summaries:
+        report.note = (
+            "This run's results.json was written before the judges' diagnostics (counts, "
+            "length-controlled win rate, position consistency, agreement) were stored with it. "
+            "Fix: run the suite again; it resumes, scoring nothing anew, and stores them."
+        )
     return report
 
 
-def _judged_against(kind: str, options: dict[str, Any], baseline: str | None) -> str:
-    """Whom an entry judges the models against: the baseline model, or AlpacaEval's reference."""
-    if kind == "alpaca_eval":
-        return f"{options.get('reference', 'gpt4_turbo')} reference"
-    return baseline or ""
-
-
-def _lengths(details: dict[str, Any]) -> tuple[float, float] | None:
-    """(model, other) output lengths of a verdict: tokens for win_rate entries, characters for
-    AlpacaEval (its own unit for the LC win rate); None when not recorded."""
-    for mine, theirs in (("tokens", "baseline_tokens"), ("length", "reference_length")):
-        if details.get(mine) is not None and details.get(theirs) is not None:
-            return float(details[mine]), float(details[theirs])
-    return None
-
-
-def _verdicts(samples: list[dict], model: str, baseline: str, judge: str) -> list[Verdict]:
-    out = []
-    for s in samples:
-        if (s.get("details") or {}).get("is_baseline"):
-            continue
-        score = None if s.get("error") else (s.get("metrics") or {}).get("win_rate")
-        out.append(Verdict(s["doc_id"], model, baseline, judge, score, s.get("error")))
-    return out
-
-
-def _length_statistics(summary: JudgeSummary, samples: list[dict], iterations: int) -> None:
-    """LC win rate (AlpacaEval 2.0), position consistency and the verdicts' rank correlation
-    with the length difference, from the judged samples."""
-    scored = [
-        s
-        for s in samples
-        if not s.get("error") and (s.get("metrics") or {}).get("win_rate") is not None
-    ]
-    details = [s.get("details") or {} for s in scored]
-    pairs = [
-        (
-            (d.get("model_first") or {}).get("preference"),
-            (d.get("model_second") or {}).get("preference"),
-        )
-        for d in details
-        if "model_first" in d
-    ]
-    if pairs:
-        summary.consistency = position_consistency(pairs)
-    measured = [
-        (s["metrics"]["win_rate"], *lengths, s.get("cluster") or s["doc_id"])
-        for s, d in zip(scored, details, strict=True)
-        if (lengths := _lengths(d)) is not None
-    ]
-    if len(measured) < 2:
-        return
-    scores, tokens, baseline_tokens, clusters = (list(c) for c in zip(*measured, strict=True))
-    rates = length_controlled_win_rate(
-        scores, tokens, baseline_tokens, clusters=clusters, iterations=iterations
-    )
-    summary.length_controlled = rates.length_controlled
-    diff = np.asarray(tokens, dtype=float) - np.asarray(baseline_tokens, dtype=float)
-    if np.ptp(diff) > 0 and np.ptp(scores) > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rho = float(spearmanr(scores, diff).statistic)
-        summary.length_rho = None if math.isnan(rho) else rho
-
-
-def _agreements(results: Results, verdicts: dict[tuple[str, str], list[Verdict]]) -> list[Row]:
-    """How often two win_rate entries (two judges) agree on the same prompts and model."""
-    entries = [t.id for t in results.tasks if t.name == "win_rate"]
-    models = sorted({model for _, model in verdicts}, key=[m.name for m in results.models].index)
-    rows = []
-    for a, b in combinations(entries, 2):
-        for model in models:
-            result = agreement(verdicts.get((a, model), []), verdicts.get((b, model), []))
-            if result["n"] == 0:
-                continue
-            rows.append(
-                {
-                    "entries": f"{a} vs {b}",
-                    "model": model,
-                    "n": str(result["n"]),
-                    "agreement": format_value(result["agreement"]),
-                    "95% CI": f"[{result['lo']:.4f}, {result['hi']:.4f}]",
-                    "Cohen's kappa": format_value(result["kappa"]),
-                }
-            )
-    return rows
+def _agreement_row(record: JudgeAgreementRecord) -> Row:
+    share = record.agreement
+    return {
+        "entries": " vs ".join(record.entries),
+        "model": record.model,
+        "n": str(share.n),
+        "agreement": format_value(share.point),
+        "95% CI": f"[{share.lo:.4f}, {share.hi:.4f}]",
+        "Cohen's kappa": format_value(record.kappa),
+    }
 
 
 def _category_rows(results: Results, kinds: dict[str, str]) -> list[Row]:
@@ -237,24 +123,23 @@ def _category_rows(results: Results, kinds: dict[str, str]) -> list[Row]:
     return rows
 
 
-def _summary_row(s: JudgeSummary) -> Row:
-    c = s.counts
-    est = s.estimate
+def _summary_row(s: JudgeSummaryRecord, estimate: EstimateRecord | None) -> Row:
     lc = s.length_controlled
+    consistency = s.position_consistency
     return {
         "judge entry": s.task,
         "judge": s.judge,
         "model": s.model,
-        "W / L / T": f"{c['wins']} / {c['losses']} / {c['ties']}",
-        "failed": str(c["failures"]),
-        "win rate": format_value(None if est is None else est.point),
-        "95% CI": "n/a" if est is None else format_ci(est),
+        "W / L / T": f"{s.wins} / {s.losses} / {s.ties}",
+        "failed": str(s.failures),
+        "win rate": format_value(None if estimate is None else estimate.point),
+        "95% CI": "n/a" if estimate is None else format_ci(estimate),
         "LC win rate": format_value(None if lc is None else lc.point),
-        "LC 95% CI": "n/a" if lc is None else format_ci(EstimateRecord(**lc.to_dict())),
+        "LC 95% CI": "n/a" if lc is None else format_ci(lc),
         "position consistency": "n/a"
-        if s.consistency is None
-        else f"{format_value(s.consistency.point)} (n {s.consistency.n})",
-        "Spearman(verdict, length diff)": format_value(s.length_rho),
+        if consistency is None
+        else f"{format_value(consistency.point)} (n {consistency.n})",
+        "Spearman(verdict, length diff)": format_value(s.length_spearman),
     }
 
 
@@ -342,6 +227,8 @@ def preference_markdown(report: PreferenceReport) -> str:
     rows = report.summary_rows()
     empty = "_No judged entries (win_rate, alpaca_eval)._"
     out.append(markdown_table(SUMMARY_COLUMNS, rows) if rows else empty)
+    if report.note:
+        out += ["", f"_{report.note}_"]
     out += [
         "",
         "Ties count half. LC: AlpacaEval 2.0's length-controlled win rate (the judge's "
@@ -386,6 +273,7 @@ def preference_html(report: PreferenceReport) -> Markup:
     html = environment.get_template("preference.html.j2").render(
         summary_columns=SUMMARY_COLUMNS,
         summaries=report.summary_rows(),
+        note=report.note,
         agreement_columns=AGREEMENT_COLUMNS,
         agreements=report.agreements,
         category_columns=CATEGORY_COLUMNS,

@@ -158,3 +158,73 @@ def test_only_instructions_outputs_can_be_judged(tmp_path, tiny_model_dir):
     suite = write_suite(tmp_path, suite_text(tmp_path, *[tiny_model_dir] * 3, tasks))
     with pytest.raises(SuiteError, match="`of: win` names a `win_rate` entry"):
         load_suite(suite)
+
+
+def test_judge_diagnostics_are_computed_at_aggregation_with_the_suites_settings(finished_run):
+    from rlhf_eval.length_control import length_controlled_win_rate
+    from rlhf_eval.metrics.preference import Verdict, agreement
+
+    results = json.loads((finished_run.path / "results.json").read_text())
+    summaries = {(s["task"], s["model"]): s for s in results["judge_summaries"]}
+    assert ("win_llm", "sft") not in summaries  # the baseline is not judged against itself
+    llm = summaries[("win_llm", "policy")]
+    samples = finished_run.read_samples("policy", "win_llm")
+    scores = [s["metrics"]["win_rate"] for s in samples]
+    assert (llm["wins"], llm["losses"], llm["ties"], llm["failures"]) == (
+        scores.count(1.0),
+        scores.count(0.0),
+        scores.count(0.5),
+        0,
+    )
+    # Recomputed by hand with the suite's 200 resamples and seed: what the report shows.
+    details = [s["details"] for s in samples]
+    expected = length_controlled_win_rate(
+        scores,
+        [d["tokens"] for d in details],
+        [d["baseline_tokens"] for d in details],
+        clusters=[s["doc_id"] for s in samples],
+        iterations=200,
+        seed=finished_run.manifest()["seed"],
+    ).length_controlled
+    assert llm["length_controlled"]["point"] == pytest.approx(expected.point)
+    assert (llm["length_controlled"]["lo"], llm["length_controlled"]["hi"]) == pytest.approx(
+        (expected.lo, expected.hi)
+    )
+    assert "200 resamples" in llm["length_controlled"]["method"]
+    assert llm["position_consistency"]["n"] == len(PROMPTS)
+    assert summaries[("win_rm", "policy")]["position_consistency"] is None
+    # Agreement between the two judges that give verdicts, by hand.
+    (pair,) = [a for a in results["judge_agreements"] if a["entries"] == ["win_rm", "win_llm"]]
+
+    def verdicts(task):
+        return [
+            Verdict(s["doc_id"], "policy", "sft", task, s["metrics"]["win_rate"])
+            for s in finished_run.read_samples("policy", task)
+        ]
+
+    by_hand = agreement(verdicts("win_rm"), verdicts("win_llm"))
+    assert pair["agreement"]["point"] == pytest.approx(by_hand["agreement"])
+    kappa = by_hand["kappa"]
+    assert pair["kappa"] == (None if kappa is None else pytest.approx(kappa))
+
+
+def test_the_preference_report_reads_the_stored_diagnostics(finished_run, tmp_path):
+    """The report computes nothing: a value changed in results.json is the value it shows."""
+    import shutil
+
+    from rlhf_eval.report import render_report
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run.path, run)
+    results = json.loads((run / "results.json").read_text())
+    for summary in results["judge_summaries"]:
+        if summary["length_controlled"] is not None:
+            summary["length_controlled"]["point"] = 0.123456
+    (run / "results.json").write_text(json.dumps(results))
+    markdown = render_report(run, tmp_path / "report")[0].read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| win_llm | llm |"))
+    assert "0.1235" in row
+    del results["judge_summaries"]
+    (run / "results.json").write_text(json.dumps(results))
+    markdown = render_report(run, tmp_path / "report")[0].read_text()
+    assert "written before the judges' diagnostics" in markdown
