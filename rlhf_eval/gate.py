@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_eval.aggregate import compare_metric, metric_point
 from rlhf_eval.errors import RunError
+from rlhf_eval.estimation import compare_metric, metric_point
 from rlhf_eval.pairing import check_pairing
 from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir

@@ -10,9 +10,11 @@ SCHEMA_VERSION = 6
 """2 added corpus metrics, comparisons against `role: reference` and their p-values; 3 added
 subgroups (per category) and contrasts between task entries; 4 added the task entries skipped
 because their hub data was out of reach; 5 added each estimate's `warning` (why its interval
-cannot be trusted to hold its level; None when it can); 6 added the judges' diagnostics (counts,
-length-controlled win rate, position consistency, agreement), computed at aggregation instead of
-in the report. Every addition has a default, so older files still load."""
+cannot be trusted to hold its level; None when it can); 6 added the diagnostics the report used
+to compute from the samples (judges: counts, length-controlled win rate, position consistency,
+agreement; reward models: signed length correlation, subset tests, paired subsets, reliability
+bins, labelers' agreement; best-of-N: gains over best-of-1), now computed once at aggregation.
+Every addition has a default, so older files still load."""
 
 
 class _Closed(BaseModel):
@@ -167,6 +169,63 @@ class JudgeAgreementRecord(_Closed):
     """Cohen's kappa; None where chance explains all agreement (one category throughout)."""
 
 
+class SubsetTest(_Closed):
+    """A reward model's accuracy on one subset tested against chance (the score test Wilson's
+    interval inverts), Holm-adjusted across the model's subsets."""
+
+    task: str
+    model: str
+    subset: str
+    n: int
+    p_value: float | None
+    p_holm: float | None
+
+
+class PairedSubsetTest(_Closed):
+    """Two reward models' paired accuracy difference on one subset, Holm across subsets."""
+
+    task: str
+    subset: str
+    candidate: str
+    baseline: str
+    delta: EstimateRecord
+    p_holm: float | None
+
+
+class ReliabilityBin(_Closed):
+    """One confidence bin of a reliability diagram: the reward model's mean probability for its
+    preferred response, and how often people preferred it (Wilson interval)."""
+
+    low_edge: float
+    mean_confidence: float
+    accuracy: EstimateRecord
+
+
+class RewardModelDiagnostics(_Closed):
+    """What the reward-model section shows beside results.json's metrics, for one entry."""
+
+    task: str
+    signed_length_correlation: dict[str, EstimateRecord | None] = {}
+    """Per model, Pearson's r of reward and log length with its sign (the metric is |r|)."""
+    subset_tests: list[SubsetTest] = []
+    paired_subsets: list[PairedSubsetTest] = []
+    reliability: dict[str, list[ReliabilityBin]] = {}
+    labelled_rankings: int = 0
+    labelers: int = 0
+    labeler_agreement: EstimateRecord | None = None
+    """How often two labelers order the same pair alike (clustered by prompt): the ceiling."""
+
+
+class BestOfNGains(_Closed):
+    """Per N, the per-prompt gain of best-of-N over best-of-1, bootstrapped over prompts."""
+
+    task: str
+    model: str
+    ns: list[int]
+    proxy: list[EstimateRecord]
+    gold: list[EstimateRecord]
+
+
 class Results(_Closed):
     schema_version: int = SCHEMA_VERSION
     run_name: str
@@ -186,3 +245,5 @@ class Results(_Closed):
     skipped: list[SkippedTask] = []
     judge_summaries: list[JudgeSummaryRecord] = []
     judge_agreements: list[JudgeAgreementRecord] = []
+    reward_models: list[RewardModelDiagnostics] = []
+    best_of_n_gains: list[BestOfNGains] = []

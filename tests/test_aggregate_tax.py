@@ -9,7 +9,8 @@ import pytest
 import sacrebleu
 
 from rlhf_eval import stats
-from rlhf_eval.aggregate import compute_results, count_failed
+from rlhf_eval.aggregate import compute_results
+from rlhf_eval.estimation import count_failed
 from rlhf_eval.gate import compare_runs
 from rlhf_eval.results import Results
 from rlhf_eval.store import RunDir

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rlhf_eval import stats
-from rlhf_eval.aggregate import compare_metric
+from rlhf_eval.estimation import compare_metric
 from rlhf_eval.intervals import simulation as sim
 from rlhf_eval.suite import StatsSettings
 from rlhf_eval.tasks.base import MetricSpec

@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from rlhf_eval import stats
-from rlhf_eval.aggregate import summed_statistic
+from rlhf_eval.estimation import summed_statistic
 from rlhf_eval.intervals.binomial import effective_divisor
 from rlhf_eval.intervals.bootstrap import design_expansion, expanded_levels
 from rlhf_eval.intervals.paired_binary import (

@@ -4,9 +4,9 @@ rlhf_eval.overoptimization, and a figure that reads like Gao et al. (2022) Figur
 reward over the policy itself (best-of-1) against sqrt(KL(best-of-N || policy)), gold solid
 and proxy dashed.
 
-The gains over best-of-1 are per-prompt differences, bootstrapped over prompts here from the
-run's samples (the levels and the step gains come from results.json): a band around a level
-would mostly show how prompts differ, not whether best-of-N moved the reward."""
+Everything comes from results.json: the levels and the step gains are the task's metrics, the
+gains over best-of-1 (per-prompt differences bootstrapped over prompts) were computed at
+aggregation (rlhf_eval/diagnostics/best_of_n.py)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,11 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from rlhf_eval import stats
-from rlhf_eval.aggregate import mean_method
 from rlhf_eval.overoptimization import Curve, curves, sqrt_kl
 from rlhf_eval.report.plots import _png
 from rlhf_eval.report.reward_model import interval_text
 from rlhf_eval.report.tables import Row, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
-from rlhf_eval.store import RunDir
-from rlhf_eval.suite import StatsSettings
 
 COLUMNS = (
     "N",
@@ -58,35 +54,24 @@ class CurveView:
 
 
 def curve_views(run_dir: Path, results: Results, manifest: dict[str, Any]) -> list[CurveView]:
-    store = RunDir(run_dir)
-    settings = StatsSettings(**(manifest.get("stats") or {}))
-    seed = int(manifest.get("seed") or 0)
+    """Each curve of the run with its stored gains over best-of-1 (n/a where the run was
+    aggregated before they were stored)."""
+    stored = {(g.task, g.model): g for g in results.best_of_n_gains}
     views = []
     for curve in curves(results):
-        samples = [s for s in store.read_samples(curve.model, curve.task) if not s.get("error")]
+        found = stored.get((curve.task, curve.model))
+        missing = EstimateRecord(point=None, lo=None, hi=None, n=0, method="not stored")
         gains = {
             kind: [
-                _mean_gain(samples, f"{kind}_at_{p.n}", f"{kind}_at_1", settings, seed)
+                getattr(found, kind)[found.ns.index(p.n)]
+                if found is not None and p.n in found.ns
+                else missing
                 for p in curve.points
             ]
             for kind in ("proxy", "gold")
         }
         views.append(CurveView(curve, gains))
     return views
-
-
-def _mean_gain(
-    samples: list[dict], metric: str, base: str, settings: StatsSettings, seed: int
-) -> EstimateRecord:
-    values = [s["metrics"][metric] - s["metrics"][base] for s in samples]
-    estimate = stats.bootstrap_mean(
-        values,
-        confidence=settings.confidence,
-        iterations=settings.bootstrap_iterations,
-        seed=seed,
-        method=mean_method(settings),
-    )
-    return EstimateRecord(**estimate.to_dict())
 
 
 def curve_rows(view: CurveView) -> list[Row]:

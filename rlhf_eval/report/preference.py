@@ -4,7 +4,7 @@ length difference; agreement between judges; win rates per category; the paper's
 Figure 4 views; and a browser showing each prompt with every model's output and verdicts.
 
 Every statistic is read from results.json, where aggregation stored it
-(rlhf_eval/judge_diagnostics.py); the samples only fill the browser.
+(rlhf_eval/diagnostics/judges.py); the samples only fill the browser.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from rlhf_eval.judge_diagnostics import JUDGED
+from rlhf_eval.diagnostics.judges import JUDGED
 from rlhf_eval.metrics.preference import outcome
 from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
 from rlhf_eval.results import EstimateRecord, JudgeAgreementRecord, JudgeSummaryRecord, Results

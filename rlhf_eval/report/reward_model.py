@@ -5,37 +5,22 @@ reward-length correlation; accuracy by subset with Holm-adjusted tests against c
 per-subset paired comparisons of two reward models (Holm); and, on human labels, how often the
 labelers agree with each other (the ceiling).
 
-Intervals come from results.json (aggregate.py); the subset tests, the reliability diagram and
-the labeler agreement are computed from the run's samples, like the rest of the report.
+Everything is read from results.json: the metrics and subgroups, and the diagnostics that
+aggregation computed for the section (rlhf_eval/diagnostics/reward_models.py).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from markupsafe import Markup
 from matplotlib.figure import Figure
-from scipy.stats import norm
 
-from rlhf_eval import stats
-from rlhf_eval.aggregate import compare_metric, estimate_corpus, valid_samples
-from rlhf_eval.metrics.reward_model import (
-    calibration_statistics,
-    labeler_agreements,
-    pearson_from_statistics,
-    reliability_table,
-)
 from rlhf_eval.report.plots import MODEL_COLORS, _png
 from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
-from rlhf_eval.results import EstimateRecord, Results
-from rlhf_eval.store import RunDir
-from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import CorpusStatistic, MetricSpec
-from rlhf_eval.tasks.reward_model import length_statistics
+from rlhf_eval.results import EstimateRecord, ReliabilityBin, Results, RewardModelDiagnostics
 
 SCORECARD_COLUMNS = (
     "entry",
@@ -75,7 +60,6 @@ SCORECARD_NOTE = (
     "log(1 + characters), 0 without length bias, negative where shorter responses score higher "
     "(the task's abs_length_correlation is its size)."
 )
-ACCURACY = MetricSpec("accuracy", "proportion")
 
 
 @dataclass
@@ -113,34 +97,28 @@ def reward_model_section(
     entries = [t for t in results.tasks if t.name == "reward_model"]
     if not entries:
         return None
-    store = RunDir(run_dir)
-    settings = StatsSettings(**(manifest.get("stats") or {}))
-    seed = int(manifest.get("seed") or 0)
+    stored = {d.task: d for d in results.reward_models}
     section = RewardModelSection()
-    curves: dict[str, np.ndarray] = {}
+    curves: dict[str, list[ReliabilityBin]] = {}
     for task in entries:
-        samples = {m.name: store.read_samples(m.name, task.id) for m in results.models}
-        signed = {
-            model: _signed_length_correlation(rows, settings, seed)
-            for model, rows in samples.items()
-        }
-        section.scorecard += _scorecard_rows(results, task.id, signed)
-        section.subsets += _subset_rows(results, task.id, samples, settings.confidence)
-        section.paired_subsets += _paired_subset_rows(results, task.id, samples, settings, seed)
-        section.labels += _label_lines(task.id, samples, settings.confidence)
-        for model, rows in samples.items():
-            sums = [
-                calibration_statistics(s["details"]["margins"], s["details"]["calibration_bins"])
-                for s in valid_samples(rows, "ece").values()
-            ]
-            if sums:
-                label = model if len(entries) == 1 else f"{model} ({task.id})"
-                curves[label] = np.sum(sums, axis=0)
+        found = stored.get(task.id) or RewardModelDiagnostics(task=task.id)
+        section.scorecard += _scorecard_rows(results, task.id, found.signed_length_correlation)
+        section.subsets += _subset_rows(results, found)
+        section.paired_subsets += _paired_subset_rows(found)
+        section.labels += _label_lines(found)
+        for model, bins in found.reliability.items():
+            curves[model if len(entries) == 1 else f"{model} ({task.id})"] = bins
+    if len(stored) < len(entries):
+        section.labels.append(
+            "This run's results.json was written before the reward-model diagnostics (signed "
+            "length correlation, subset tests, reliability bins, labelers' agreement) were "
+            "stored with it. Fix: run the suite again; it resumes, scoring nothing anew."
+        )
     shown = [
         c for c in SCORECARD_COLUMNS if any(r.get(c, "n/a") != "n/a" for r in section.scorecard)
     ]
     section.columns = tuple(shown)
-    section.reliability = reliability_figure(curves, settings.confidence)
+    section.reliability = reliability_figure(curves)
     return section
 
 
@@ -191,156 +169,83 @@ def _scorecard_rows(
     return rows
 
 
-SIGNED_LENGTH = MetricSpec(
-    "abs_length_correlation",  # the samples that have the metric have rewards and lengths
-    "corpus",
-    corpus=CorpusStatistic(length_statistics, pearson_from_statistics),
-)
-
-
-def _signed_length_correlation(
-    samples: list[dict], settings: StatsSettings, seed: int
-) -> EstimateRecord | None:
-    """Pearson's r of reward and log length with its sign (negative: shorter responses score
-    higher), by the interval aggregate.py gives the task's |r|."""
-    if not valid_samples(samples, SIGNED_LENGTH.name):
-        return None
-    return EstimateRecord(**estimate_corpus(SIGNED_LENGTH, samples, settings, seed).to_dict())
-
-
-def score_test_p(successes: float, n: int) -> float | None:
-    """Two-sided p-value of accuracy = 0.5 by the score test, the test Wilson's interval
-    inverts: z = (p - 0.5) / sqrt(0.25 / n)."""
-    if n == 0:
-        return None
-    z = (successes / n - 0.5) / math.sqrt(0.25 / n)
-    return float(2 * norm.sf(abs(z)))
-
-
-def _subset_rows(
-    results: Results, task: str, samples: dict[str, list[dict]], confidence: float
-) -> list[Row]:
+def _subset_rows(results: Results, found: RewardModelDiagnostics) -> list[Row]:
     """Accuracy per subset, each tested against chance; Holm across a model's subsets."""
     groups = {
         (g.model, g.group, g.metric): g.estimate
         for g in results.subgroups
-        if g.task == task and g.by == "subset"
+        if g.task == found.task and g.by == "subset"
     }
+    confidence = next((m.estimate.confidence for m in results.metrics), 0.95)
     rows = []
-    for model, mine in samples.items():
-        by_subset: dict[str, list[float]] = {}
-        for s in valid_samples(mine, "accuracy").values():
-            subset = s["details"].get("subset")
-            if subset is not None:
-                by_subset.setdefault(subset, []).append(s["metrics"]["accuracy"])
-        names = sorted(by_subset)
-        ps = [score_test_p(sum(by_subset[g]), len(by_subset[g])) for g in names]
-        for subset, p, holm in zip(names, ps, stats.holm(ps), strict=True):
-            accuracy = groups.get((model, subset, "accuracy"))
-            point = accuracy.point if accuracy else None
-            resolved = holm is not None and holm < 1 - confidence
-            rows.append(
-                {
-                    "entry": task,
-                    "subset": subset,
-                    "reward model": model,
-                    "accuracy": interval_text(accuracy),
-                    "longer-response baseline": interval_text(
-                        groups.get((model, subset, "longer_baseline"))
-                    ),
-                    "n": str(len(by_subset[subset])),
-                    "p (vs 0.5)": "n/a" if p is None else f"{p:.3g}",
-                    "Holm p": "n/a" if holm is None else f"{holm:.3g}",
-                    "verdict": (
-                        ("above chance" if (point or 0) > 0.5 else "below chance")
-                        if resolved
-                        else "not resolved"
-                    ),
-                }
-            )
+    for test in found.subset_tests:
+        accuracy = groups.get((test.model, test.subset, "accuracy"))
+        point = accuracy.point if accuracy else None
+        resolved = test.p_holm is not None and test.p_holm < 1 - confidence
+        rows.append(
+            {
+                "entry": found.task,
+                "subset": test.subset,
+                "reward model": test.model,
+                "accuracy": interval_text(accuracy),
+                "longer-response baseline": interval_text(
+                    groups.get((test.model, test.subset, "longer_baseline"))
+                ),
+                "n": str(test.n),
+                "p (vs 0.5)": "n/a" if test.p_value is None else f"{test.p_value:.3g}",
+                "Holm p": "n/a" if test.p_holm is None else f"{test.p_holm:.3g}",
+                "verdict": (
+                    ("above chance" if (point or 0) > 0.5 else "below chance")
+                    if resolved
+                    else "not resolved"
+                ),
+            }
+        )
     return rows
 
 
-def _paired_subset_rows(
-    results: Results,
-    task: str,
-    samples: dict[str, list[dict]],
-    settings: StatsSettings,
-    seed: int,
-) -> list[Row]:
-    """Each compared pair of reward models, per subset: the paired accuracy difference
-    (Tango's interval, as aggregate.py gives it overall), Holm across the pair's subsets."""
-    pairs = {
-        (c.candidate, c.baseline)
-        for c in results.comparisons
-        if c.task == task and c.metric == "accuracy"
-    }
+def _paired_subset_rows(found: RewardModelDiagnostics) -> list[Row]:
+    """Each compared pair of reward models, per subset: the paired accuracy difference, Holm
+    across the pair's subsets."""
     rows = []
-    for candidate, baseline in sorted(pairs):
-        subsets = sorted({s["details"].get("subset") for s in samples.get(candidate, [])} - {None})
-        if len(subsets) < 2:
-            continue
-        tests = []
-        for subset in subsets:
-            a = [s for s in samples[candidate] if s["details"].get("subset") == subset]
-            b = [s for s in samples[baseline] if s["details"].get("subset") == subset]
-            tests.append(compare_metric(ACCURACY, a, b, settings, seed))
-        adjusted = stats.holm([t.p_value for t in tests])
-        for subset, test, holm in zip(subsets, tests, adjusted, strict=True):
-            d = test.delta
-            rows.append(
-                {
-                    "entry": task,
-                    "subset": subset,
-                    "candidate - baseline": f"{candidate} - {baseline}",
-                    "delta": "n/a" if d.point is None else f"{d.point:+.3f}",
-                    "95% CI": "n/a"
-                    if d.lo is None or d.hi is None
-                    else f"[{d.lo:+.3f}, {d.hi:+.3f}]" + (f" {WARNING_MARK}" if d.warning else ""),
-                    "n": str(d.n),
-                    "Holm p": "n/a" if holm is None else f"{holm:.3g}",
-                }
-            )
+    for test in found.paired_subsets:
+        d = test.delta
+        rows.append(
+            {
+                "entry": found.task,
+                "subset": test.subset,
+                "candidate - baseline": f"{test.candidate} - {test.baseline}",
+                "delta": "n/a" if d.point is None else f"{d.point:+.3f}",
+                "95% CI": "n/a"
+                if d.lo is None or d.hi is None
+                else f"[{d.lo:+.3f}, {d.hi:+.3f}]" + (f" {WARNING_MARK}" if d.warning else ""),
+                "n": str(d.n),
+                "Holm p": "n/a" if test.p_holm is None else f"{test.p_holm:.3g}",
+            }
+        )
     return rows
 
 
-def _label_lines(task: str, samples: dict[str, list[dict]], confidence: float) -> list[str]:
+def _label_lines(found: RewardModelDiagnostics) -> list[str]:
     """On rankings people made: the accuracy is the reward model's agreement with them, and
     the labelers' agreement with each other is the ceiling."""
-    rows = next(iter(samples.values()), [])
-    labelled = [s for s in rows if (s.get("details") or {}).get("labeler")]
-    if not labelled:
+    if not found.labelled_rankings:
         return []
     lines = [
-        f"{task}: {len(labelled)} rankings by "
-        f"{len({s['details']['labeler'] for s in labelled})} labeler(s); the accuracy above is "
-        "each reward model's agreement with these human labels."
+        f"{found.task}: {found.labelled_rankings} rankings by {found.labelers} labeler(s); the "
+        "accuracy above is each reward model's agreement with these human labels."
     ]
-    agreements = labeler_agreements(
-        [
-            (
-                s["prompt"],
-                s["details"]["labeler"],
-                s["details"]["completions"],
-                s["details"]["ranks"],
-            )
-            for s in labelled
-        ]
-    )
-    if agreements:
-        estimate = stats.proportion(
-            [v for _, v in agreements], confidence, clusters=[p for p, _ in agreements]
-        )
-        agree = interval_text(EstimateRecord(**estimate.to_dict()))
+    agree = found.labeler_agreement
+    if agree is not None:
         lines.append(
-            f"{task}: labelers agree with each other on {agree} "
-            f"of {estimate.n} pairs both ranked ({estimate.method}): the ceiling for a reward "
+            f"{found.task}: labelers agree with each other on {interval_text(agree)} "
+            f"of {agree.n} pairs both ranked ({agree.method}): the ceiling for a reward "
             "model trained on such labels (InstructGPT: 72.6 ± 1.5%)."
         )
     return lines
 
 
-def reliability_figure(curves: dict[str, np.ndarray], confidence: float) -> bytes | None:
+def reliability_figure(curves: dict[str, list[ReliabilityBin]]) -> bytes | None:
     """The reliability diagram: per confidence bin, how often the response the reward model
     preferred was the one people preferred, against the probability sigmoid(|r_w - r_l|) it
     gave, with Wilson intervals per bin; the diagonal is perfect calibration."""
@@ -349,17 +254,17 @@ def reliability_figure(curves: dict[str, np.ndarray], confidence: float) -> byte
     fig = Figure(figsize=(5.2, 4.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0.5, 1.0], [0.5, 1.0], color="#888888", linestyle=":", label="calibrated")
-    for i, (label, sums) in enumerate(curves.items()):
-        table = reliability_table(sums)
-        xs = [c for _, c, _, _ in table]
-        ys = [a for _, _, a, _ in table]
-        bounds = [stats.wilson(a * n, n, confidence) for _, _, a, n in table]
-        low = [max(y - (b.lo or 0), 0) for y, b in zip(ys, bounds, strict=True)]
-        high = [max((b.hi or 0) - y, 0) for y, b in zip(ys, bounds, strict=True)]
+    for i, (label, bins) in enumerate(curves.items()):
+        xs = [b.mean_confidence for b in bins]
+        ys = [b.accuracy.point or 0.0 for b in bins]
+        low = [max(y - (b.accuracy.lo or 0), 0) for y, b in zip(ys, bins, strict=True)]
+        high = [max((b.accuracy.hi or 0) - y, 0) for y, b in zip(ys, bins, strict=True)]
         color = MODEL_COLORS[i % len(MODEL_COLORS)]
         ax.errorbar(xs, ys, yerr=[low, high], color=color, marker="o", capsize=3, label=label)
-        for x, y, (_, _, _, n) in zip(xs, ys, table, strict=True):
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        for x, y, b in zip(xs, ys, bins, strict=True):
+            ax.annotate(
+                str(b.accuracy.n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7
+            )
     ax.set_xlim(0.48, 1.02)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("reward model's probability for its preferred response, sigmoid(|r_w - r_l|)")

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from rlhf_eval.aggregate import count_failed
+from rlhf_eval.estimation import count_failed
 from rlhf_eval.judges.rubrics import FLAG_NAMES, FLAGS, parse_flag, parse_likert
 from rlhf_eval.models.base import Generation, Loglikelihood
 from rlhf_eval.tasks.base import RunContext

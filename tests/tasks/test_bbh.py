@@ -9,8 +9,8 @@ import shutil
 import pytest
 from pydantic import ValidationError
 
-from rlhf_eval.aggregate import corpus_table, estimate_corpus
 from rlhf_eval.errors import DataError
+from rlhf_eval.estimation import corpus_table, estimate_corpus
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
 from rlhf_eval.models.base import ItemRef
 from rlhf_eval.suite import StatsSettings

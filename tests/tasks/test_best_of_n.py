@@ -162,6 +162,11 @@ def test_a_tiny_policy_with_proxy_and_gold_judges(tmp_path, tiny_model_dir):
     (found,) = curves(results)
     assert [p.n for p in found.points] == [1, 2, 4]
     assert found.points[0].gold.n == 5
+    # The gains over best-of-1, per prompt, computed at aggregation and stored.
+    (gains,) = results.best_of_n_gains
+    assert gains.ns == [1, 2, 4] and gains.gold[0].point == 0.0
+    by_hand = np.mean([s["metrics"]["gold_at_4"] - s["metrics"]["gold_at_1"] for s in samples])
+    assert gains.gold[2].point == pytest.approx(by_hand) and gains.gold[2].n == 5
     manifest = run.manifest()
     assert manifest["judge_requests"]["proxy"]["computed"] == 20
     # Rerun: the policy's samples and both judges' rewards come from the cache.

@@ -481,6 +481,25 @@ def test_report_section_subsets_pairs_and_scorecard(tmp_path, reward_models):
     assert "| Reward model | reward_model / accuracy ↑ |" in text
     page = html.read_text()
     assert 'id="reward-models"' in page and "Reliability" in page
+    # Computed at aggregation and stored: the report only reads them.
+    (stored,) = run.results().reward_models
+    assert {(t.model, t.subset) for t in stored.subset_tests} == {
+        (m, s) for m in "ab" for s in ("s0", "s1")
+    }
+    assert {(t.candidate, t.baseline, t.subset) for t in stored.paired_subsets} == {
+        ("b", "a", "s0"),
+        ("b", "a", "s1"),
+    }
+    assert set(stored.reliability) == {"a", "b"}
+    n_pairs = len(QUESTIONS) * 4
+    assert sum(b.accuracy.n for b in stored.reliability["a"]) == n_pairs
+    first_test = stored.subset_tests[0]
+    results = json.loads((run.path / "results.json").read_text())
+    results["reward_models"][0]["subset_tests"][0]["p_holm"] = 0.000123
+    (run.path / "results.json").write_text(json.dumps(results))
+    text = render_report(run.path)[0].read_text()
+    row = f"| reward_model | {first_test.subset} | {first_test.model} |"
+    assert "0.000123" in next(line for line in text.splitlines() if line.startswith(row))
 
 
 def test_labels_of_a_run_and_the_labelers_agreement(tmp_path, reward_models):

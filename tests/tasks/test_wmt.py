@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from rlhf_eval.aggregate import corpus_table
+from rlhf_eval.estimation import corpus_table
 from tests.tasks.helpers import generated, make_task
 
 
