@@ -9,6 +9,7 @@ import numpy as np
 
 from rlhf_eval import stats
 from rlhf_eval.pairing import item_hashes
+from rlhf_eval.records import Document, MetricSpec
 from rlhf_eval.results import (
     ComparisonResult,
     ContrastResult,
@@ -21,7 +22,7 @@ from rlhf_eval.results import (
 )
 from rlhf_eval.store import RunDir, now
 from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
-from rlhf_eval.tasks.base import Document, MetricSpec, Task
+from rlhf_eval.tasks.base import Task
 
 
 def _valid(sample: dict, metric: str) -> bool:

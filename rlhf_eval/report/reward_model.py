@@ -29,12 +29,12 @@ from rlhf_eval.metrics.reward_model import (
     pearson_from_statistics,
     reliability_table,
 )
+from rlhf_eval.records import CorpusStatistic, MetricSpec
 from rlhf_eval.report.plots import MODEL_COLORS, _png
 from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import CorpusStatistic, MetricSpec
 from rlhf_eval.tasks.reward_model import length_statistics
 
 SCORECARD_COLUMNS = (
