@@ -40,7 +40,7 @@ VLLM_ENV = {
 
 
 def requests(args):
-    from rlhf_eval.models.base import GenerationRequest
+    from rlhf_eval.records import GenerationRequest
     from rlhf_eval.tasks.truthfulqa_mc import build_prompt
 
     rows = json.loads(args.data.read_text())[: args.prompts]

@@ -15,6 +15,7 @@ from rlhf_eval.estimation import (
     shared_clusters,
 )
 from rlhf_eval.pairing import item_hashes
+from rlhf_eval.records import Document, MetricSpec
 from rlhf_eval.results import (
     ComparisonResult,
     ContrastResult,
@@ -28,7 +29,7 @@ from rlhf_eval.results import (
 )
 from rlhf_eval.store import RunDir, now
 from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
-from rlhf_eval.tasks.base import Document, MetricSpec, Task
+from rlhf_eval.tasks.base import Task
 
 
 def compute_results(

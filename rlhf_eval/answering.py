@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.base import (
+from rlhf_eval.models.base import ModelBackend
+from rlhf_eval.records import (
     Generation,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
-    ModelBackend,
     Reward,
     RewardRequest,
     Unanswerable,

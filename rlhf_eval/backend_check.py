@@ -13,15 +13,15 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.base import (
+from rlhf_eval.models.loading import load_backend
+from rlhf_eval.planner import build_tasks, entry_requests, read_documents
+from rlhf_eval.records import (
     Generation,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
     Unanswerable,
 )
-from rlhf_eval.models.loading import load_backend
-from rlhf_eval.planner import build_tasks, entry_requests, read_documents
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import VLLM_FIELDS, LoadedSuite, ModelSpec
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 from rlhf_eval import stats
+from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import MetricSpec
 
 
 def _valid(sample: dict, metric: str) -> bool:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from rlhf_eval.errors import RunError
 from rlhf_eval.estimation import compare_metric, metric_point
 from rlhf_eval.pairing import check_pairing
+from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings, resolve_metric_key
-from rlhf_eval.tasks.base import MetricSpec, registered_tasks
+from rlhf_eval.tasks.base import registered_tasks
 
 
 def pick_model(results: Results, wanted: str | None, run: RunDir) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rlhf_eval.errors import DataError, DataUnavailable, SuiteError
-from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.precomputed import PrecomputedBackend
+from rlhf_eval.records import Document, GenerationRequest, LoglikelihoodRequest, Request
 from rlhf_eval.suite import LoadedSuite
-from rlhf_eval.tasks.base import Document, Request, Task, registered_tasks, select_documents
+from rlhf_eval.tasks.base import Task, registered_tasks, select_documents
 
 
 def build_tasks(loaded: LoadedSuite) -> dict[str, Task]:

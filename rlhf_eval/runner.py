@@ -21,6 +21,7 @@ from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.planner import build_tasks, check_precomputed, entry_requests, read_documents
+from rlhf_eval.records import Document, Sample
 from rlhf_eval.store import (
     ResponseCache,
     RunDir,
@@ -30,7 +31,7 @@ from rlhf_eval.store import (
     package_versions,
 )
 from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
-from rlhf_eval.tasks.base import Document, RunContext, Sample, Task
+from rlhf_eval.tasks.base import RunContext, Task
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
 CHUNK_DOCUMENTS = 64

@@ -20,14 +20,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from rlhf_eval.errors import CacheError, RunError
-from rlhf_eval.models.base import (
+from rlhf_eval.records import (
     Generation,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    Sample,
 )
 from rlhf_eval.results import SCHEMA_VERSION, Results
-from rlhf_eval.tasks.base import Sample
 
 # Manifest keys that describe a run's history rather than its inputs.
 RUN_HISTORY = (

@@ -27,7 +27,7 @@ from rlhf_eval.judges.truthfulqa import (
     question_of,
     yes_probability,
 )
-from rlhf_eval.models.base import LoglikelihoodRequest
+from rlhf_eval.records import LoglikelihoodRequest
 from rlhf_eval.stats import wilson
 from rlhf_train.errors import TrainConfigError
 

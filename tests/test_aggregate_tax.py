@@ -12,10 +12,11 @@ from rlhf_eval import stats
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.estimation import count_failed
 from rlhf_eval.gate import compare_runs
+from rlhf_eval.records import Document, Sample
 from rlhf_eval.results import Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import load_suite
-from rlhf_eval.tasks.base import Document, Sample, registered_tasks
+from rlhf_eval.tasks.base import registered_tasks
 from tests.conftest import write_suite
 from tests.tasks.helpers import FIXTURES
 

@@ -20,8 +20,8 @@ import pytest
 from rlhf_eval import stats
 from rlhf_eval.estimation import compare_metric
 from rlhf_eval.intervals import simulation as sim
+from rlhf_eval.records import MetricSpec
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import MetricSpec
 
 ACCURACY = MetricSpec("acc", "proportion")
 SETTINGS = StatsSettings(bootstrap_iterations=2000)

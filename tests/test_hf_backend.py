@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.base import GenerationRequest, LoglikelihoodRequest
 from rlhf_eval.models.hf import HFBackend
 from rlhf_eval.models.packing import Pack, ScoringRow
+from rlhf_eval.records import GenerationRequest, LoglikelihoodRequest
 
 PRIMER = "Q: What is human life expectancy in the United States?\nA: 78 years.\n\n"
 REQUESTS = [
@@ -260,7 +260,7 @@ def test_a_chat_form_is_used_behind_a_chat_template_and_ignored_without(
     from transformers import AutoTokenizer
 
     from rlhf_eval.answering import answer
-    from rlhf_eval.models.base import ChatForm
+    from rlhf_eval.records import ChatForm
     from rlhf_eval.store import ResponseCache
 
     chat_dir = tmp_path / "chat"

@@ -8,17 +8,17 @@ from typing import ClassVar
 import pytest
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.base import Generation, GenerationRequest, LoglikelihoodRequest
-from rlhf_eval.runner import run_suite
-from rlhf_eval.suite import load_suite
-from rlhf_eval.tasks.base import (
+from rlhf_eval.records import (
     Document,
+    Generation,
+    GenerationRequest,
+    LoglikelihoodRequest,
     MetricSpec,
     Sample,
-    Task,
-    TaskOptions,
-    register_task,
 )
+from rlhf_eval.runner import run_suite
+from rlhf_eval.suite import load_suite
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from tests.conftest import write_suite
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import ModelLoadError, SuiteError
-from rlhf_eval.models.base import GenerationRequest, ItemRef, LoglikelihoodRequest
 from rlhf_eval.models.precomputed import PrecomputedBackend
 from rlhf_eval.planner import build_tasks, prompt_rows
+from rlhf_eval.records import GenerationRequest, ItemRef, LoglikelihoodRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import load_suite

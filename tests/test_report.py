@@ -12,6 +12,7 @@ import pytest
 
 import rlhf_eval.report
 from rlhf_eval.errors import RunError
+from rlhf_eval.records import Sample
 from rlhf_eval.report import render_report
 from rlhf_eval.report.markdown import render_markdown, verdict
 from rlhf_eval.report.plots import delta_forest, metric_bars
@@ -24,7 +25,6 @@ from rlhf_eval.results import (
     TaskEntry,
 )
 from rlhf_eval.store import RunDir
-from rlhf_eval.tasks.base import Sample
 
 SCRIPT_ATTACK = "</script><script>alert(1)</script>"
 IMG_ATTACK = "<img src=x onerror=alert(1)>"

@@ -16,7 +16,7 @@ import pytest
 from rlhf_eval.answering import answer
 from rlhf_eval.cli import main
 from rlhf_eval.errors import CacheError, RunError
-from rlhf_eval.models.base import Generation, GenerationRequest
+from rlhf_eval.records import Generation, GenerationRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache, RunDir
 from rlhf_eval.suite import GenerationDefaults, load_suite

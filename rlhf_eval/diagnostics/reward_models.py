@@ -20,6 +20,7 @@ from rlhf_eval.metrics.reward_model import (
     pearson_from_statistics,
     reliability_table,
 )
+from rlhf_eval.records import CorpusStatistic, MetricSpec
 from rlhf_eval.results import (
     ComparisonResult,
     EstimateRecord,
@@ -30,7 +31,6 @@ from rlhf_eval.results import (
     TaskEntry,
 )
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.base import CorpusStatistic, MetricSpec
 from rlhf_eval.tasks.reward_model import length_statistics
 
 ACCURACY = MetricSpec("accuracy", "proportion")

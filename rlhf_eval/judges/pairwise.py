@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rlhf_eval.metrics.preference import LOSS, TIE, WIN
-from rlhf_eval.models.base import GenerationRequest, Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.records import GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 VerdictBy = Literal["loglikelihood", "generate"]
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from rlhf_eval.judges.pairwise import VerdictBy, fence_tag, fenced
-from rlhf_eval.models.base import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import math
 import re
 from typing import Literal
 
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.records import Loglikelihood, LoglikelihoodRequest
 
 JudgeKind = Literal["truth", "info"]
 

@@ -14,16 +14,10 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models import prompting
-from rlhf_eval.models.base import (
-    Generation,
-    GenerationRequest,
-    Loglikelihood,
-    LoglikelihoodRequest,
-    OnBatch,
-    cut_at_stop,
-)
+from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
+from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 logger = logging.getLogger(__name__)
 

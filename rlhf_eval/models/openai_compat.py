@@ -19,14 +19,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.base import (
-    Generation,
-    GenerationRequest,
-    Loglikelihood,
-    LoglikelihoodRequest,
-    OnBatch,
-    cut_at_stop,
-)
+from rlhf_eval.models.base import OnBatch, cut_at_stop
+from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 T = TypeVar("T")
 R = TypeVar("R")

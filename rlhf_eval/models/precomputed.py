@@ -53,16 +53,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rlhf_eval.errors import ModelLoadError, SuiteError
-from rlhf_eval.models.base import (
-    Generation,
-    GenerationRequest,
-    Loglikelihood,
-    LoglikelihoodRequest,
-    OnBatch,
-    cut_at_stop,
-)
+from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.models.released import FILES, released_files, released_rows
+from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 KEY_COLUMNS = (
     "model",

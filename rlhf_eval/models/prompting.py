@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from rlhf_eval.models.base import GenerationRequest
+from rlhf_eval.records import GenerationRequest
 
 
 def encode(tokenizer, text: str) -> list[int]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.base import (
+from rlhf_eval.models.base import OnBatch
+from rlhf_eval.records import (
     Generation,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
-    OnBatch,
     Reward,
     RewardRequest,
 )

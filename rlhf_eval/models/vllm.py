@@ -13,21 +13,20 @@ from typing import Any
 
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models import prompting
-from rlhf_eval.models.base import (
-    Generation,
-    GenerationRequest,
-    Loglikelihood,
-    LoglikelihoodRequest,
-    OnBatch,
-    Unanswerable,
-    cut_at_stop,
-)
+from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.vllm_launch import (
     EngineProcess,
     check_engine_kwargs,
     prepare_environment,
     woken_on_engine_death,
+)
+from rlhf_eval.records import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    Unanswerable,
 )
 
 INSTALL_HINT = (

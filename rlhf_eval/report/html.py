@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from rlhf_eval.records import Sample
 from rlhf_eval.report.breakdown import (
     CONTRAST_COLUMNS,
     SUBGROUP_COLUMNS,
@@ -43,7 +44,6 @@ from rlhf_eval.report.scorecard import (
 from rlhf_eval.report.tax import TAX_COLUMNS, TAX_NOTE, tax_tables
 from rlhf_eval.report.variants import variant_bars, variant_groups
 from rlhf_eval.results import ComparisonResult, Results
-from rlhf_eval.tasks.base import Sample
 
 VERDICT_CLASSES = {"better": "better", "worse": "worse"}
 

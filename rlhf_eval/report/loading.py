@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_eval.errors import RunError
+from rlhf_eval.records import Sample
 from rlhf_eval.results import Results
 from rlhf_eval.store import RunDir
-from rlhf_eval.tasks.base import Sample
 
 Manifest = dict[str, Any]
 """manifest.json as read: the report only looks up keys, so it stays a plain mapping."""

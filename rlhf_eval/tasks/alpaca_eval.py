@@ -42,8 +42,8 @@ from rlhf_eval.judges.pairwise import (
     requests_for,
 )
 from rlhf_eval.metrics.preference import combine_orders, outcome
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 HUB_REPOSITORY = "tatsu-lab/alpaca_eval"
 REFERENCE_FILES = {

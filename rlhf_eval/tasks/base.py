@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import (
-    Generation,
-    GenerationRequest,
-    Loglikelihood,
-    LoglikelihoodRequest,
-)
+from rlhf_eval.records import Document, MetricSpec, Request, Response, Sample
 
 if TYPE_CHECKING:
     from rlhf_eval.judging import Judges
-
-Request = LoglikelihoodRequest | GenerationRequest
-Response = Loglikelihood | Generation
 
 
 class TaskOptions(BaseModel):
@@ -68,49 +59,6 @@ class TaskOptions(BaseModel):
 
 
 @dataclass(frozen=True)
-class CorpusStatistic:
-    """A corpus-level metric (corpus BLEU) as a formula over summed per-sample statistics.
-
-    `statistics` reads one sample's stored `details` (e.g. hypothesis and reference) and returns
-    its sufficient statistics, a fixed-length vector; `score` maps rows of statistics summed over
-    a set of samples, shape (B, k), to the metric, shape (B,). Summing is what lets the
-    bootstrap resample samples cheaply and pair two models on the same resampled indices.
-    """
-
-    statistics: Callable[[dict[str, Any]], Sequence[float]]
-    score: Callable[[np.ndarray], np.ndarray]
-    stratum: Callable[[dict[str, Any]], str] | None = None
-    """A sample's stratum from its `details` (BBH's subtask): the bootstrap then resamples
-    within each stratum, so every replicate keeps each stratum's size (see stats.py)."""
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """How the runner aggregates one per-sample metric into an interval.
-
-    kind "proportion" (0/1 values, Wilson interval) and "mean" (bootstrap) aggregate the values in
-    Sample.metrics; kind "corpus" computes `corpus` from the samples' details instead (the
-    per-sample value is then only for reading samples, e.g. sentence BLEU) and bootstraps it.
-    A sample whose value is None without an error is outside the metric's population (SQuAD's
-    HasAns F1 on an unanswerable question), not a failure. A task's first metric is its
-    headline: the one tested (with Holm's correction) across the tasks of a suite.
-    """
-
-    name: str
-    kind: Literal["proportion", "mean", "corpus"]
-    higher_is_better: bool = True
-    description: str = ""
-    corpus: CorpusStatistic | None = None
-
-    def __post_init__(self) -> None:
-        if (self.kind == "corpus") != (self.corpus is not None):
-            raise ValueError(
-                f"metric '{self.name}': a `corpus` statistic goes with kind 'corpus' and only "
-                "with it"
-            )
-
-
-@dataclass(frozen=True)
 class RunContext:
     """What a task may read of the run while it scores one model (set by the runner).
 
@@ -125,30 +73,6 @@ class RunContext:
     run_path: Path
     read_samples: Callable[[str, str], list[dict[str, Any]]]
     """read_samples(model, task_id): the samples a model has so far for a task entry."""
-
-
-@dataclass(frozen=True)
-class Document:
-    """One evaluation item; `id` is stable across runs so samples pair between models."""
-
-    id: str
-    data: dict[str, Any]
-    cluster: str | None = None
-    """Items sharing a cluster (a passage, a prompt) are resampled together."""
-
-
-@dataclass
-class Sample:
-    """One scored document: what samples.jsonl stores, one JSON line each."""
-
-    doc_id: str
-    prompt: str
-    target: Any
-    prediction: Any
-    metrics: dict[str, float | None]
-    details: dict[str, Any] = field(default_factory=dict)
-    cluster: str | None = None
-    error: str | None = None
 
 
 class Task:

@@ -14,16 +14,16 @@ from pydantic import Field, field_validator
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import (
+from rlhf_eval.records import (
     CorpusStatistic,
     Document,
+    Generation,
+    GenerationRequest,
+    ItemRef,
     MetricSpec,
     Sample,
-    Task,
-    TaskOptions,
-    register_task,
 )
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 SUBTASKS = (
     "boolean_expressions",

@@ -23,8 +23,17 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from rlhf_eval.metrics.best_of_n import best_of_n_kl, best_of_n_value, powers_of_two
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef, Reward, RewardRequest
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    ItemRef,
+    MetricSpec,
+    Reward,
+    RewardRequest,
+    Sample,
+)
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.instructions import (
     InstructionsOptions,
     item_text,

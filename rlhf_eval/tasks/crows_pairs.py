@@ -47,8 +47,8 @@ from typing import Any
 from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.bias import likelihood_diff, pair_entropy_bits, pct_stereotype
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, sentence_request, with_prefix
 
 SENTENCES = ("sent_more", "sent_less")

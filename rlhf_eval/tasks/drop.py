@@ -9,7 +9,8 @@ from pydantic import Field
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.drop import drop_score
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import Document, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import GenerationOptions, InstructedGeneration, require_fields
 
 INSTRUCTION = "Answer each question using information in the preceding passage."

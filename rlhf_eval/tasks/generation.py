@@ -12,8 +12,8 @@ from pydantic import Field
 
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, Sample, Task, TaskOptions
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions
 
 # Answers end at the first newline: the exemplars put one answer per line. A "." stop (as in
 # lm-eval's DROP) would cut "76.87" to "76", and the paper's own SQuAD answer "Not in

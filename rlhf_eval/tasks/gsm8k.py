@@ -10,8 +10,8 @@ from pydantic import Field
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import last_number, numbers_match, strict_number
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 # Wei et al. 2022, appendix G (the same text as lm-eval's gsm8k_cot and open-instruct):
 # (question, chain of thought, answer). The chain already ends "The answer is <answer>.".

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.tasks.base import MetricSpec, register_task
+from rlhf_eval.records import MetricSpec
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import require_fields
 from rlhf_eval.tasks.multiple_choice import MultipleChoice, row
 

@@ -37,9 +37,17 @@ from pydantic import Field, model_validator
 from rlhf_eval.datasets import read_records
 from rlhf_eval.errors import DataError, SuiteError
 from rlhf_eval.metrics.pass_at_k import pass_at_k
-from rlhf_eval.models.base import ChatForm, Generation, GenerationRequest, ItemRef
+from rlhf_eval.records import (
+    ChatForm,
+    Document,
+    Generation,
+    GenerationRequest,
+    ItemRef,
+    MetricSpec,
+    Sample,
+)
 from rlhf_eval.sandbox import FunctionCheck, Limits, Outcome, Sandbox, bwrap_problem
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 # lm-eval 0.4.13's humaneval.yaml `until`: a new top-level statement ends the function.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")

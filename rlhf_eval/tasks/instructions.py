@@ -27,8 +27,8 @@ from rlhf_eval.errors import DataError
 from rlhf_eval.instruction_data import Message, Prompt, read_prompts
 from rlhf_eval.instruction_data.files import read_rows
 from rlhf_eval.instruction_data.rendering import prompt_and_completion
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 TLDR_INSTRUCTION = "Summarize the following Reddit post in one or two sentences."
 """The instruction each TL;DR post gets with `format: tldr` (the post is its input)."""

@@ -10,14 +10,8 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
-from rlhf_eval.tasks.base import (
-    Document,
-    RunContext,
-    Task,
-    TaskOptions,
-    registered_tasks,
-    select_documents,
-)
+from rlhf_eval.records import Document
+from rlhf_eval.tasks.base import RunContext, Task, TaskOptions, registered_tasks, select_documents
 
 JUDGEABLE = ("instructions",)
 """Tasks whose outputs a judged task can read (their samples carry instruction and input)."""

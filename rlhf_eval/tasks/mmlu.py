@@ -31,8 +31,8 @@ from pydantic import Field, field_validator
 
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 HUB_DATASET = ("cais/mmlu", "all")
 LETTERS = ("A", "B", "C", "D")

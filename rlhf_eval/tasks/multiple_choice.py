@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rlhf_eval.datasets import load_hub, read_records
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
-from rlhf_eval.tasks.base import Document, Sample, Task, TaskOptions
+from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions
 
 
 class ChoiceOptions(TaskOptions):

@@ -8,7 +8,8 @@ from typing import Any
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.squad import normalize_answer, squad_score
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import Document, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import GenerationOptions, InstructedGeneration, require_fields
 from rlhf_eval.tasks.squad_v2 import render_item
 

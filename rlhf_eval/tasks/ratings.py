@@ -15,8 +15,8 @@ import math
 
 from rlhf_eval.judges.pairwise import VerdictBy
 from rlhf_eval.judges.rubrics import FLAGS, Question, flag_prompt, likert_prompt
-from rlhf_eval.models.base import Generation, Loglikelihood
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import Document, Generation, Loglikelihood, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.instructions import item_text
 from rlhf_eval.tasks.judged import JudgedOptions, JudgedTask
 

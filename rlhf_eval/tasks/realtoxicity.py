@@ -42,7 +42,7 @@ from pydantic import Field, model_validator
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics import toxicity as tox
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
 from rlhf_eval.scorers.toxicity import (
     ProfanityCheckSpec,
     ScorerSpec,
@@ -50,7 +50,7 @@ from rlhf_eval.scorers.toxicity import (
     check_scorer,
     checked_score,
 )
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, with_prefix
 
 HUB_DATASET = ("allenai/real-toxicity-prompts", None, "train")

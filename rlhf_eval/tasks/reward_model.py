@@ -44,16 +44,8 @@ from rlhf_eval.metrics.reward_model import (
     pearson_statistics,
     ranked_pairs,
 )
-from rlhf_eval.models.base import Reward, RewardRequest
-from rlhf_eval.tasks.base import (
-    CorpusStatistic,
-    Document,
-    MetricSpec,
-    Sample,
-    Task,
-    TaskOptions,
-    register_task,
-)
+from rlhf_eval.records import CorpusStatistic, Document, MetricSpec, Reward, RewardRequest, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.reward_data import PreferenceFormat, RankedItem, read_ranked_items
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import Field
 
 from rlhf_eval.metrics.rouge import rouge_l
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import Document, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import GenerationOptions, InstructedGeneration, require_fields
 
 

@@ -45,8 +45,8 @@ from pydantic import Field
 from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.judges.truthfulqa import JudgeKind, judge_request, verdicts, yes_probability
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.generation import STOP
 from rlhf_eval.tasks.truthfulqa_mc import build_prompt
 

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from rlhf_eval.datasets import read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 # lm-eval's truthfulqa_mc1/mc2 `prompt_qa`: the TruthfulQA authors' 6-shot QA primer.
 QA_PRIMER = [

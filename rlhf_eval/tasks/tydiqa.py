@@ -40,8 +40,8 @@ from pydantic import Field, field_validator
 
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 HUB_DATASET = ("google-research-datasets/tydiqa", "secondary_task")
 LANGUAGES: dict[str, str] = {

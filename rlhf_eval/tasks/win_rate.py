@@ -36,8 +36,8 @@ from rlhf_eval.judges.reward_model import (
     preference_verdict,
 )
 from rlhf_eval.metrics.preference import combine_orders, outcome
-from rlhf_eval.models.base import Generation, Loglikelihood
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import Document, Generation, Loglikelihood, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.instructions import item_text
 from rlhf_eval.tasks.judged import JudgedOptions, JudgedTask, Output
 

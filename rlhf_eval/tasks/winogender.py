@@ -39,8 +39,8 @@ from typing import Any, Literal
 from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.bias import pair_entropy_bits, preference_probability
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
-from rlhf_eval.tasks.base import Document, MetricSpec, Sample, Task, TaskOptions, register_task
+from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
+from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, sentence_request, with_prefix
 
 HUB_DATASET = ("oskarvanderwal/winogender", "all", "test")

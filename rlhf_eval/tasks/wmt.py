@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import Field
 
 from rlhf_eval.metrics.bleu import bleu_from_statistics, sentence_bleu, sentence_statistics
-from rlhf_eval.tasks.base import CorpusStatistic, Document, MetricSpec, Sample, register_task
+from rlhf_eval.records import CorpusStatistic, Document, MetricSpec, Sample
+from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import GenerationOptions, InstructedGeneration, require_fields
 
 INSTRUCTION = "Translate the following sentences from French into English."

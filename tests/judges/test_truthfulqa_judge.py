@@ -14,7 +14,7 @@ from rlhf_eval.judges.truthfulqa import (
     verdicts,
     yes_probability,
 )
-from rlhf_eval.models.base import Loglikelihood
+from rlhf_eval.records import Loglikelihood
 
 
 def test_prompts_are_format_end2end_prompt():

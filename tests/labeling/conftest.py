@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir
-from rlhf_eval.tasks.base import Sample
 
 TOKEN = "test-token-abc"
 # Names that cannot turn up in the outputs' text, so a page that shows one has unblinded it.

@@ -24,8 +24,8 @@ from rlhf_eval.labeling import (
     load_labeling_set,
     make_label_server,
 )
+from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir
-from rlhf_eval.tasks.base import Sample
 from tests.labeling.conftest import MODELS, TOKEN, write_run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 from rlhf_eval.cli import main
 from rlhf_eval.labeling import Label, LabelStore, load_labeling_set
 from rlhf_eval.labeling.summary import compare_ranks, human_verdicts, labeler_agreement
+from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir
-from rlhf_eval.tasks.base import Sample
 from tests.labeling.conftest import write_run
 
 Z, Q, P = "zebrasft", "quokkappo", "okapippoptx"  # Z is the baseline

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Generation
+from rlhf_eval.records import Generation
 from rlhf_eval.tasks.instructions import (
     TLDR_INSTRUCTION,
     Instructions,

@@ -12,7 +12,7 @@ import pytest
 
 from rlhf_eval.estimation import count_failed
 from rlhf_eval.judges.rubrics import FLAG_NAMES, FLAGS, parse_flag, parse_likert
-from rlhf_eval.models.base import Generation, Loglikelihood
+from rlhf_eval.records import Generation, Loglikelihood
 from rlhf_eval.tasks.base import RunContext
 from rlhf_eval.tasks.instructions import InstructionsOptions
 from rlhf_eval.tasks.ratings import Ratings, RatingsOptions

@@ -12,7 +12,7 @@ import pytest
 
 from rlhf_eval.judges.pairwise import fence_tag, judge_prompt, parse_verdict
 from rlhf_eval.judges.reward_model import preference, preference_verdict
-from rlhf_eval.models.base import Generation, Loglikelihood
+from rlhf_eval.records import Generation, Loglikelihood
 from rlhf_eval.tasks.base import RunContext
 from rlhf_eval.tasks.instructions import InstructionsOptions
 from rlhf_eval.tasks.win_rate import WinRate, WinRateOptions

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rlhf_eval.models.base import Generation
+from rlhf_eval.records import Generation
 from rlhf_eval.tasks.base import Task, registered_tasks
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from rlhf_eval.errors import DataError, DataUnavailable
-from rlhf_eval.models.base import Generation, Loglikelihood
+from rlhf_eval.records import Generation, Loglikelihood
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.alpaca_eval import AlpacaEval, AlpacaEvalOptions

@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood
+from rlhf_eval.records import Loglikelihood
 from rlhf_eval.tasks.base import registered_tasks
 from tests.tasks.helpers import FIXTURES, generated, make_task
 

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.records import Loglikelihood, LoglikelihoodRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.crows_pairs import CrowsPairs, CrowsPairsOptions

@@ -14,7 +14,7 @@ from rlhf_eval.metrics.answer_extraction import (
     numbers_match,
     strict_number,
 )
-from rlhf_eval.models.base import ItemRef
+from rlhf_eval.records import ItemRef
 from rlhf_eval.tasks.gsm8k import STOP, build_prompt
 from tests.tasks.helpers import FIXTURES, generated, make_task
 from tests.tasks.lm_eval_local import lm_eval_requests

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from rlhf_eval.cli import main as cli_main
 from rlhf_eval.errors import DataError, SuiteError
-from rlhf_eval.models.base import Generation
+from rlhf_eval.records import Generation
 from rlhf_eval.runner import run_suite
 from rlhf_eval.sandbox import FunctionCheck, Sandbox
 from rlhf_eval.store import RunDir

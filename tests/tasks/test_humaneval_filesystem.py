@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import rlhf_eval
-from rlhf_eval.models.base import Generation
+from rlhf_eval.records import Generation
 from rlhf_eval.tasks.humaneval import HumanEval, HumanEvalOptions
 from tests.sandbox_helpers import need_bwrap
 

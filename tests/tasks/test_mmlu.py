@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from rlhf_eval.errors import DataError, DataUnavailable
-from rlhf_eval.models.base import Loglikelihood
+from rlhf_eval.records import Loglikelihood
 from rlhf_eval.tasks.mmlu import SUBJECTS, Mmlu, MmluOptions, build_context
 from tests.tasks.helpers import FIXTURES
 

@@ -30,8 +30,8 @@ from rlhf_eval.metrics.reward_model import (
     ranked_pairs,
     reliability_table,
 )
-from rlhf_eval.models.base import LoglikelihoodRequest, RewardRequest
 from rlhf_eval.models.hf import HFBackend
+from rlhf_eval.records import LoglikelihoodRequest, RewardRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.reward_data import read_ranked_items

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Generation, ItemRef, Loglikelihood
+from rlhf_eval.records import Generation, ItemRef, Loglikelihood
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.truthfulqa_gen import (

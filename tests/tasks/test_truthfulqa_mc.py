@@ -8,7 +8,7 @@ import math
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood
+from rlhf_eval.records import Loglikelihood
 from rlhf_eval.tasks.truthfulqa_mc import (
     TruthfulQAMC,
     TruthfulQAMCOptions,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.models.base import Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.records import Loglikelihood, LoglikelihoodRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.prefixes import BIASED

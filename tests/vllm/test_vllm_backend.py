@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_eval.models.base import (
+from rlhf_eval.models.vllm import vllm_installed
+from rlhf_eval.records import (
     GenerationRequest,
     LoglikelihoodRequest,
     Unanswerable,
     UnanswerableError,
 )
-from rlhf_eval.models.vllm import vllm_installed
 from tests.vllm.helpers import REASON, SHARED_DATA
 
 if not vllm_installed():

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.models.base import GenerationRequest
 from rlhf_eval.models.openai_compat import OpenAICompatBackend
 from rlhf_eval.models.vllm import vllm_installed
+from rlhf_eval.records import GenerationRequest
 from tests.conftest import MC_ROWS, write_suite
 from tests.test_openai_compat import free_port
 from tests.vllm.helpers import REASON, SHARED_DATA, engine_environment
