@@ -20,6 +20,7 @@ from rlhf_eval.results import (
     ComparisonResult,
     ContrastResult,
     EstimateRecord,
+    MetricDefinition,
     MetricResult,
     ModelEntry,
     Results,
@@ -122,6 +123,7 @@ def compute_results(
             notes=task.notes({m["name"]: samples[(m["name"], task_id)] for m in models}),
             version=task.version,
             item_hashes=item_hashes(documents[task_id]),
+            metrics=[metric_definition(spec) for spec in task.metrics],
         )
         for task_id, task in tasks.items()
     ]
@@ -176,6 +178,17 @@ def compute_results(
             for task_id, reason in (skipped or {}).items()
         ],
         **diagnostics,
+    )
+
+
+def metric_definition(spec: MetricSpec) -> MetricDefinition:
+    """A metric's spec as results.json stores it (a corpus statistic by its name)."""
+    return MetricDefinition(
+        name=spec.name,
+        kind=spec.kind,
+        higher_is_better=spec.higher_is_better,
+        description=spec.description,
+        corpus=spec.corpus.name if spec.corpus else None,
     )
 
 

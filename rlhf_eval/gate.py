@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from rlhf_eval.errors import RunError
 from rlhf_eval.estimation import compare_metric, metric_point
+from rlhf_eval.metrics.corpus import corpus_statistic
 from rlhf_eval.pairing import check_pairing
 from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings, resolve_metric_key
-from rlhf_eval.tasks.base import registered_tasks
 
 
 def pick_model(results: Results, wanted: str | None, run: RunDir) -> str:
@@ -106,17 +106,23 @@ def shared_items_note(comparisons: list[ComparisonResult]) -> str:
 
 
 def _metric_spec(results: Results, metric: MetricResult) -> MetricSpec:
-    """The task's own spec for a stored metric (a corpus metric needs its statistic); a mean
-    of the stored values when the task is no longer registered."""
-    names = {t.id: t.name for t in results.tasks}
-    task = registered_tasks().get(names.get(metric.task, ""))
-    for spec in task.metrics if task else ():
-        if spec.name == metric.metric:
-            return spec
+    """The metric's definition as the run stored it (a corpus metric's statistic by name); for
+    a run written before definitions were stored, a mean or proportion of the stored values."""
+    entry = next((t for t in results.tasks if t.id == metric.task), None)
+    for stored in entry.metrics if entry else ():
+        if stored.name == metric.metric:
+            return MetricSpec(
+                stored.name,
+                stored.kind,
+                stored.higher_is_better,
+                stored.description,
+                corpus_statistic(stored.corpus) if stored.corpus else None,
+            )
     if metric.kind == "corpus":
         raise RunError(
-            f"metric {metric.task}/{metric.metric} is a corpus metric of a task this rlhf-eval "
-            "does not register, so it cannot be recomputed. Fix: install the version that ran it."
+            f"metric {metric.task}/{metric.metric} is a corpus metric, and this run's "
+            "results.json was written before metric definitions were stored with it, so it "
+            "cannot be recomputed. Fix: run the suite again (it resumes, scoring nothing anew)."
         )
     return MetricSpec(metric.metric, metric.kind, metric.higher_is_better)
 

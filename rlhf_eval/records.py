@@ -50,6 +50,8 @@ class CorpusStatistic:
     bootstrap resample samples cheaply and pair two models on the same resampled indices.
     """
 
+    name: str
+    """Its name in rlhf_eval.metrics.corpus, stored with the metric in results.json."""
     statistics: Callable[[dict[str, Any]], Sequence[float]]
     score: Callable[[np.ndarray], np.ndarray]
     stratum: Callable[[dict[str, Any]], str] | None = None

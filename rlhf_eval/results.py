@@ -13,7 +13,8 @@ because their hub data was out of reach; 5 added each estimate's `warning` (why 
 cannot be trusted to hold its level; None when it can); 6 added the diagnostics the report used
 to compute from the samples (judges: counts, length-controlled win rate, position consistency,
 agreement; reward models: signed length correlation, subset tests, paired subsets, reliability
-bins, labelers' agreement; best-of-N: gains over best-of-1), now computed once at aggregation.
+bins, labelers' agreement; best-of-N: gains over best-of-1), now computed once at aggregation,
+and each task entry's metric definitions.
 Every addition has a default, so older files still load."""
 
 
@@ -115,6 +116,18 @@ class ModelEntry(_Closed):
     with."""
 
 
+class MetricDefinition(_Closed):
+    """How one metric of a task entry was aggregated, stored with the run so that `compare`
+    and `gate` rebuild it from the run rather than from today's task registry."""
+
+    name: str
+    kind: Literal["proportion", "mean", "corpus"]
+    higher_is_better: bool = True
+    description: str = ""
+    corpus: str | None = None
+    """A corpus metric's statistic, by its name in rlhf_eval.metrics.corpus."""
+
+
 class TaskEntry(_Closed):
     id: str
     name: str
@@ -127,6 +140,8 @@ class TaskEntry(_Closed):
     item_hashes: dict[str, str] = {}
     """Each item's id and a hash of its content: what `compare` and `gate` check before they
     pair two runs' items (same items, same content)."""
+    metrics: list[MetricDefinition] = []
+    """The entry's metrics as they were aggregated; empty in runs written before schema 6."""
 
 
 class SkippedTask(_Closed):

@@ -239,3 +239,87 @@ def test_a_warned_interval_is_flagged_in_the_gate_table(tmp_path, capsys):
     main(["gate", str(a), "--baseline", str(b), "--max-drop", "acc=0.05"])
     out = capsys.readouterr().out
     assert "⚠ |" in out and "- ⚠ qa/acc:" in out
+
+
+def bleu_run(folder: Path, name: str, hypotheses: list[str], corpus: str | None) -> Path:
+    """A run of one corpus-BLEU entry `mt`; `corpus` is the statistic's stored name (None: a
+    run written before metric definitions were stored)."""
+    from rlhf_eval.results import MetricDefinition
+
+    path = folder / name
+    (path / "samples" / "m").mkdir(parents=True)
+    references = [f"the cat sat on mat number {i}" for i in range(len(hypotheses))]
+    with (path / "samples" / "m" / "mt.jsonl").open("w") as handle:
+        for i, (hyp, ref) in enumerate(zip(hypotheses, references, strict=True)):
+            sample = {
+                "doc_id": f"d{i}",
+                "prompt": "p",
+                "target": ref,
+                "prediction": hyp,
+                "metrics": {"bleu": 0.0},
+                "details": {"hypothesis": hyp, "reference": ref},
+                "cluster": None,
+                "error": None,
+            }
+            handle.write(json.dumps(sample) + "\n")
+    (path / "manifest.json").write_text(
+        json.dumps({"run_name": name, "seed": 0, "stats": {"bootstrap_iterations": 500}})
+    )
+    definitions = (
+        [] if corpus is None else [MetricDefinition(name="bleu", kind="corpus", corpus=corpus)]
+    )
+    results = Results(
+        run_name=name,
+        suite_name=name,
+        created="now",
+        models=[ModelEntry(name="m", role="policy", identity="x")],
+        tasks=[
+            TaskEntry(
+                id="mt",
+                name="retired_translation_task",  # no longer registered: the run must suffice
+                options={},
+                n_documents=len(hypotheses),
+                version=1,
+                item_hashes={f"d{i}": item_hash({"i": i}) for i in range(len(hypotheses))},
+                metrics=definitions,
+            )
+        ],
+        metrics=[
+            MetricResult(
+                model="m",
+                task="mt",
+                metric="bleu",
+                kind="corpus",
+                estimate=EstimateRecord(point=50.0, lo=40.0, hi=60.0, n=8, method="x"),
+            )
+        ],
+    )
+    (path / "results.json").write_text(results.model_dump_json())
+    return path
+
+
+def test_a_corpus_metric_is_rebuilt_from_the_definition_the_run_stored(tmp_path, capsys):
+    from rlhf_eval.estimation import metric_point
+    from rlhf_eval.metrics.corpus import CORPUS_BLEU
+    from rlhf_eval.records import MetricSpec
+
+    good = [f"the cat sat on mat number {i}" for i in range(8)]
+    bad = [f"a dog stood near rug {i}" for i in range(8)]
+    cand, base = (
+        bleu_run(tmp_path, "cand", bad, "corpus_bleu"),
+        bleu_run(tmp_path, "base", good, "corpus_bleu"),
+    )
+    (result,) = compare_runs(RunDir.open(cand), RunDir.open(base))
+    spec = MetricSpec("bleu", "corpus", corpus=CORPUS_BLEU)
+    samples = [RunDir(p).read_samples("m", "mt") for p in (cand, base)]
+    expected = metric_point(spec, samples[0]) - metric_point(spec, samples[1])
+    assert result.delta.point == pytest.approx(expected) and expected < -50
+    assert main(["gate", str(cand), "--baseline", str(base), "--max-drop", "mt/bleu=1"]) == 1
+    capsys.readouterr()
+    # A statistic this rlhf-eval does not know, and a run that stored no definition: exit 2.
+    unknown = bleu_run(tmp_path, "unknown", bad, "bleu_v9")
+    assert main(["gate", str(unknown), "--baseline", str(base), "--max-drop", "mt/bleu=1"]) == 2
+    assert "corpus statistic 'bleu_v9'" in capsys.readouterr().err
+    old = bleu_run(tmp_path, "old", bad, None)
+    assert main(["gate", str(old), "--baseline", str(base), "--max-drop", "mt/bleu=1"]) == 2
+    assert "run the suite again" in capsys.readouterr().err

@@ -14,13 +14,13 @@ from scipy.stats import norm
 
 from rlhf_eval import stats
 from rlhf_eval.estimation import compare_metric, estimate_corpus, valid_samples
+from rlhf_eval.metrics.corpus import LENGTH_CORRELATION
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,
     labeler_agreements,
-    pearson_from_statistics,
     reliability_table,
 )
-from rlhf_eval.records import CorpusStatistic, MetricSpec
+from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import (
     ComparisonResult,
     EstimateRecord,
@@ -31,13 +31,12 @@ from rlhf_eval.results import (
     TaskEntry,
 )
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.reward_model import length_statistics
 
 ACCURACY = MetricSpec("accuracy", "proportion")
 SIGNED_LENGTH = MetricSpec(
     "abs_length_correlation",  # the samples that have the metric have rewards and lengths
     "corpus",
-    corpus=CorpusStatistic(length_statistics, pearson_from_statistics),
+    corpus=LENGTH_CORRELATION,
 )
 
 

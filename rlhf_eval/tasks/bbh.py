@@ -7,15 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
+from rlhf_eval.metrics.corpus import BBH_INDEX, BBH_MACRO_AVERAGE, BBH_SUBTASKS
 from rlhf_eval.records import (
-    CorpusStatistic,
     Document,
     Generation,
     GenerationRequest,
@@ -25,36 +23,6 @@ from rlhf_eval.records import (
 )
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
-SUBTASKS = (
-    "boolean_expressions",
-    "causal_judgement",
-    "date_understanding",
-    "disambiguation_qa",
-    "dyck_languages",
-    "formal_fallacies",
-    "geometric_shapes",
-    "hyperbaton",
-    "logical_deduction_five_objects",
-    "logical_deduction_seven_objects",
-    "logical_deduction_three_objects",
-    "movie_recommendation",
-    "multistep_arithmetic_two",
-    "navigate",
-    "object_counting",
-    "penguins_in_a_table",
-    "reasoning_about_colored_objects",
-    "ruin_names",
-    "salient_translation_error_detection",
-    "snarks",
-    "sports_understanding",
-    "temporal_sequences",
-    "tracking_shuffled_objects_five_objects",
-    "tracking_shuffled_objects_seven_objects",
-    "tracking_shuffled_objects_three_objects",
-    "web_of_lies",
-    "word_sorting",
-)
-INDEX = {name: i for i, name in enumerate(SUBTASKS)}
 COT_CUE = "Let's think step by step."
 # A blank line ends an answer: every exemplar's reasoning is one paragraph and the next "Q:"
 # follows a blank line. lm-eval also stops at a bare "Q", which cuts reasoning that mentions
@@ -79,10 +47,10 @@ class BbhOptions(TaskOptions):
     @field_validator("subtasks")
     @classmethod
     def _known(cls, subtasks: list[str] | None) -> list[str] | None:
-        unknown = [s for s in subtasks or [] if s not in INDEX]
+        unknown = [s for s in subtasks or [] if s not in BBH_INDEX]
         if unknown:
             raise ValueError(
-                f"unknown BBH subtask(s) {', '.join(unknown)}; valid: {', '.join(SUBTASKS)}"
+                f"unknown BBH subtask(s) {', '.join(unknown)}; valid: {', '.join(BBH_SUBTASKS)}"
             )
         if subtasks is not None and (not subtasks or len(set(subtasks)) < len(subtasks)):
             raise ValueError("subtasks must name at least one subtask, each once")
@@ -130,30 +98,6 @@ def build_prompt(description: str, shots: list[tuple[str, str]], question: str) 
     return "\n\n".join([*blocks, render_question(question)])
 
 
-def _statistics(details: dict[str, Any]) -> np.ndarray:
-    """One-hot (correct, count): slot i holds the sample's correctness for subtask i, slot
-    27 + i a 1 for its count."""
-    row = np.zeros(2 * len(SUBTASKS))
-    i = INDEX[details["subtask"]]
-    row[i] = float(details["correct"])
-    row[len(SUBTASKS) + i] = 1.0
-    return row
-
-
-def macro_average(sums: np.ndarray) -> np.ndarray:
-    """Mean over the subtasks present (count > 0) of correct / count, per row of summed
-    statistics (B, 54) -> (B,)."""
-    correct, count = sums[:, : len(SUBTASKS)], sums[:, len(SUBTASKS) :]
-    present = count > 0
-    accuracy = np.where(present, correct / np.where(present, count, 1.0), 0.0)
-    return accuracy.sum(axis=1) / present.sum(axis=1)
-
-
-MACRO_AVERAGE = CorpusStatistic(
-    statistics=_statistics, score=macro_average, stratum=lambda details: details["subtask"]
-)
-
-
 @register_task
 class Bbh(Task):
     name = "bbh"
@@ -166,7 +110,7 @@ class Bbh(Task):
             "corpus",
             description="mean over subtasks of exact-match accuracy, bootstrap stratified by "
             "subtask; per-sample: correct (0/1)",
-            corpus=MACRO_AVERAGE,
+            corpus=BBH_MACRO_AVERAGE,
         ),
         MetricSpec("exact_match", "proportion", description="exact match over all examples"),
         MetricSpec(
@@ -193,7 +137,7 @@ class Bbh(Task):
         return folder
 
     def _subtasks(self) -> list[str]:
-        return list(self.options.subtasks or SUBTASKS)
+        return list(self.options.subtasks or BBH_SUBTASKS)
 
     def documents(self) -> list[Document]:
         folder = self._folder()

@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from rlhf_eval.metrics.corpus import ABS_LENGTH_CORRELATION, CALIBRATION_ECE, length_statistics
 from rlhf_eval.metrics.reward_model import (
     DEFAULT_BINS,
-    calibration_statistics,
-    ece_from_statistics,
     expected_calibration_error,
     kendall_tau,
     length_outcome,
@@ -41,10 +40,9 @@ from rlhf_eval.metrics.reward_model import (
     log_loss,
     pair_outcome,
     pearson_from_statistics,
-    pearson_statistics,
     ranked_pairs,
 )
-from rlhf_eval.records import CorpusStatistic, Document, MetricSpec, Reward, RewardRequest, Sample
+from rlhf_eval.records import Document, MetricSpec, Reward, RewardRequest, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.reward_data import PreferenceFormat, RankedItem, read_ranked_items
 
@@ -65,21 +63,6 @@ class RewardModelOptions(TaskOptions):
     left out."""
     calibration_bins: int = Field(DEFAULT_BINS, ge=2, le=50)
     """Equal-width bins of the preferred response's probability on [0.5, 1], for ECE."""
-
-
-def _ece_statistics(details: dict[str, Any]) -> np.ndarray:
-    return calibration_statistics(details["margins"], details["calibration_bins"])
-
-
-def length_statistics(details: dict[str, Any]) -> np.ndarray:
-    """A ranking's sums for the Pearson r of reward and log length (summed over rankings)."""
-    return pearson_statistics(details["log_lengths"], details["rewards"])
-
-
-def _absolute_correlation(sums: np.ndarray) -> np.ndarray:
-    """|r|: a reward model without length bias has 0, whichever length the bias favours, so
-    a smaller value is better in either direction."""
-    return np.abs(pearson_from_statistics(sums))
 
 
 CHOSEN_LONGER, CHOSEN_SHORTER, SAME_LENGTH = "chosen longer", "chosen shorter", "same length"
@@ -121,7 +104,7 @@ class RewardModelTask(Task):
             "corpus",
             higher_is_better=False,
             description="expected calibration error of sigmoid(r_w - r_l), folded on [0.5, 1]",
-            corpus=CorpusStatistic(_ece_statistics, ece_from_statistics),
+            corpus=CALIBRATION_ECE,
         ),
         MetricSpec(
             "log_loss",
@@ -134,7 +117,7 @@ class RewardModelTask(Task):
             "corpus",
             higher_is_better=False,
             description="|Pearson r| of reward and log(1 + characters); 0: no length bias",
-            corpus=CorpusStatistic(length_statistics, _absolute_correlation),
+            corpus=ABS_LENGTH_CORRELATION,
         ),
     )
     breakdowns = ("subset", "chosen_length")

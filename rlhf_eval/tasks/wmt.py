@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
-from rlhf_eval.metrics.bleu import bleu_from_statistics, sentence_bleu, sentence_statistics
-from rlhf_eval.records import CorpusStatistic, Document, MetricSpec, Sample
+from rlhf_eval.metrics.bleu import sentence_bleu
+from rlhf_eval.metrics.corpus import CORPUS_BLEU
+from rlhf_eval.records import Document, MetricSpec, Sample
 from rlhf_eval.tasks.base import register_task
 from rlhf_eval.tasks.generation import GenerationOptions, InstructedGeneration, require_fields
 
@@ -22,13 +22,6 @@ class WmtOptions(GenerationOptions):
 
 def render_item(french: str) -> str:
     return f"French: {french}\nEnglish:"
-
-
-def _bleu_statistics(details: dict[str, Any]) -> np.ndarray:
-    return sentence_statistics(details["hypothesis"], details["reference"])
-
-
-CORPUS_BLEU = CorpusStatistic(statistics=_bleu_statistics, score=bleu_from_statistics)
 
 
 @register_task
