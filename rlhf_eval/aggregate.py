@@ -52,7 +52,9 @@ def compute_results(
     depend only on which samples exist, not on the order in which processes appended them.
     """
     settings, seed = loaded.suite.stats, loaded.suite.seed
-    documents = {t: documents.get(t) or task.documents() for t, task in tasks.items()}
+    missing = sorted(set(tasks) - set(documents))
+    if missing:  # the planner read them; aggregation never reads data (or the hub) itself
+        raise ValueError(f"compute_results needs the documents of {', '.join(missing)}")
     samples = {
         (model["name"], task_id): in_document_order(
             run.read_samples(model["name"], task_id), documents[task_id]
