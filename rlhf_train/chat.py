@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from jinja2 import TemplateError
 
-from rlhf_eval.errors import DataError
+from rlhf_common.errors import DataError
 from rlhf_eval.instruction_data.conversations import (
     message_rows,
     parse_messages,

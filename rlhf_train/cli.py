@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from rlhf_eval.errors import RlhfEvalError
+from rlhf_common.errors import RlhfEvalError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from rlhf_eval.errors import ModelLoadError
+from rlhf_common.errors import ModelLoadError
 from rlhf_eval.models.registry import cache_home, resolve_pretrained
 from rlhf_train.losses import last_index, widened
 
