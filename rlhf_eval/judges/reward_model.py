@@ -16,9 +16,9 @@ import gc
 import math
 from typing import Literal
 
+from rlhf_common.instruction_data import Message
+from rlhf_common.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.instruction_data import Message
-from rlhf_eval.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.metrics.preference import LOSS, TIE, WIN
 
 RewardTemplate = Literal["instruction", "hh", "chat", "plain"]

@@ -42,7 +42,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
+from rlhf_common.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.judges.truthfulqa import JudgeKind, judge_request, verdicts, yes_probability
 from rlhf_eval.models.base import Generation, GenerationRequest, ItemRef

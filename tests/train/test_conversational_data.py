@@ -10,8 +10,8 @@ from tiny_models import build_model, build_tokenizer, tiny_scalar_model, write_j
 from tokenizers import AddedToken, processors
 from transformers import AutoModelForCausalLM
 
+from rlhf_common.instruction_data.records import Message
 from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.records import Message
 from rlhf_train.chat import prompt_ids, render_pair, render_prompt
 from rlhf_train.config import PPOConfig, RMConfig, SFTConfig
 from rlhf_train.data import (
