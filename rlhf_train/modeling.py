@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from rlhf_common.errors import ModelLoadError
-from rlhf_eval.models.registry import cache_home, resolve_pretrained
+from rlhf_common.model_aliases import cache_home, resolve_pretrained
 from rlhf_train.losses import last_index, widened
 
 logger = logging.getLogger(__name__)
