@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.pairing import item_hashes
 from rlhf_eval.results import (
     ComparisonResult,

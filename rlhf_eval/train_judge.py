@@ -17,6 +17,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rlhf_common.stats import wilson
 from rlhf_eval.errors import DataError
 from rlhf_eval.judges.truthfulqa import (
     CUES,
@@ -28,7 +29,6 @@ from rlhf_eval.judges.truthfulqa import (
     yes_probability,
 )
 from rlhf_eval.models.base import LoglikelihoodRequest
-from rlhf_eval.stats import wilson
 from rlhf_train.errors import TrainConfigError
 
 EVAL_FILE = "judge_eval.json"

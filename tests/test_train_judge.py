@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_common.stats import wilson
 from rlhf_eval.cli import main
 from rlhf_eval.errors import DataError
-from rlhf_eval.stats import wilson
 from rlhf_eval.train_judge import (
     JudgeExample,
     judge_accuracy,

@@ -18,7 +18,7 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.aggregate import mean_method
 from rlhf_eval.overoptimization import Curve, curves, sqrt_kl
 from rlhf_eval.report.plots import _png

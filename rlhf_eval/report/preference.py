@@ -20,6 +20,7 @@ import numpy as np
 from markupsafe import Markup
 from scipy.stats import spearmanr
 
+from rlhf_common.stats import Estimate
 from rlhf_eval.length_control import length_controlled_win_rate
 from rlhf_eval.metrics.preference import (
     Verdict,
@@ -30,7 +31,6 @@ from rlhf_eval.metrics.preference import (
 )
 from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
-from rlhf_eval.stats import Estimate
 from rlhf_eval.store import RunDir
 
 JUDGED = ("win_rate", "alpaca_eval")

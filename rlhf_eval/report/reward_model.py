@@ -21,7 +21,7 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 from scipy.stats import norm
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.aggregate import compare_metric, estimate_corpus, valid_samples
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,

@@ -240,7 +240,7 @@ def test_13_ppo_raises_a_rule_based_reward_and_kl_penalty_limits_drift(
     assert 0 < change["lo"] <= change["point"] <= change["hi"] and change["n"] == len(
         records[0]["scores"]
     )
-    assert "bootstrap" in change["method"]  # rlhf_eval.stats.bootstrap_mean's choice
+    assert "bootstrap" in change["method"]  # rlhf_common.stats.bootstrap_mean's choice
     kl_free = sum(m["kl"] for m in free_curve[-3:]) / 3
     kl_held = sum(m["kl"] for m in held_curve[-3:]) / 3
     assert kl_held < kl_free, (kl_held, kl_free)
