@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import get_cosine_schedule_with_warmup
 
+from rlhf_common.reward_head import REWARD_BIAS_KEY
 from rlhf_train.checkpoint import (
     checkpoint_dir,
     find_checkpoint,
@@ -40,7 +41,6 @@ from rlhf_train.data import (
 from rlhf_train.errors import TrainConfigError, TrainDataError
 from rlhf_train.losses import pairwise_accuracy, ranking_pairs, rm_loss
 from rlhf_train.modeling import (
-    REWARD_BIAS_KEY,
     load_scalar_model,
     load_tokenizer,
     pad_apart_from_eos,
