@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from importlib.util import find_spec
 from pathlib import Path
 
 from rlhf_train.config import PipelineConfig
 from rlhf_train.errors import TrainConfigError
+from rlhf_train.eval_command import rlhf_eval_installed, run_rlhf_eval
 from rlhf_train.ppo import train_ppo
 from rlhf_train.rm import train_rm
 from rlhf_train.sft import train_sft
 from rlhf_train.tracking import read_metrics
-
-EVAL_PACKAGE = "rlhf_eval"
-"""Run as `python -m rlhf_eval`, the `rlhf-eval` command."""
 
 
 def run_pipeline(config: PipelineConfig) -> Path:
@@ -80,15 +75,12 @@ def plot_curves(rm_dir: Path, ppo_dir: Path, path: Path) -> None:
 
 
 def run_eval_suite(suite: Path) -> None:
-    """`rlhf-eval run SUITE` as its own process (rlhf_train never imports rlhf_eval), with this
-    Python, so it evaluates with the packages that trained; its progress goes to this terminal."""
-    if find_spec(EVAL_PACKAGE) is None:
+    """`rlhf-eval run SUITE`, its progress on this terminal (rlhf_train.eval_command)."""
+    if not rlhf_eval_installed():
         raise TrainConfigError(
             f"eval_suite: {suite} needs rlhf-eval's runner (rlhf_eval.cli), which this "
             "installation lacks. Fix: remove eval_suite, or run `rlhf-eval` on it yourself."
         )
-    sys.stdout.flush()  # what this process printed comes before the evaluation's output
-    sys.stderr.flush()
-    code = subprocess.run([sys.executable, "-m", EVAL_PACKAGE, "run", str(suite)]).returncode
+    code = run_rlhf_eval(["run", str(suite)]).returncode
     if code:
         raise TrainConfigError(f"eval_suite: rlhf-eval exited with {code} on {suite}.")
