@@ -11,11 +11,11 @@ EVAL_PACKAGE = "rlhf_eval"
 """Run as `python -m rlhf_eval`, the `rlhf-eval` command."""
 
 
-def rlhf_eval_installed() -> bool:
+def eval_command_installed() -> bool:
     return find_spec(EVAL_PACKAGE) is not None
 
 
-def run_rlhf_eval(args: list[str], capture_stdout: bool = False) -> subprocess.CompletedProcess:
+def run_eval_command(args: list[str], capture_stdout: bool = False) -> subprocess.CompletedProcess:
     """`rlhf-eval ARGS`: its progress bars and errors go to this terminal, and what it prints
     too unless `capture_stdout` (then it is in the result's `stdout`)."""
     sys.stdout.flush()  # what this process printed comes before the evaluation's output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rlhf_train.config import PipelineConfig
 from rlhf_train.errors import TrainConfigError
-from rlhf_train.eval_command import rlhf_eval_installed, run_rlhf_eval
+from rlhf_train.eval_command import eval_command_installed, run_eval_command
 from rlhf_train.ppo import train_ppo
 from rlhf_train.rm import train_rm
 from rlhf_train.sft import train_sft
@@ -76,11 +76,11 @@ def plot_curves(rm_dir: Path, ppo_dir: Path, path: Path) -> None:
 
 def run_eval_suite(suite: Path) -> None:
     """`rlhf-eval run SUITE`, its progress on this terminal (rlhf_train.eval_command)."""
-    if not rlhf_eval_installed():
+    if not eval_command_installed():
         raise TrainConfigError(
             f"eval_suite: {suite} needs rlhf-eval's runner (rlhf_eval.cli), which this "
             "installation lacks. Fix: remove eval_suite, or run `rlhf-eval` on it yourself."
         )
-    code = run_rlhf_eval(["run", str(suite)]).returncode
+    code = run_eval_command(["run", str(suite)]).returncode
     if code:
         raise TrainConfigError(f"eval_suite: rlhf-eval exited with {code} on {suite}.")

@@ -21,7 +21,7 @@ from pathlib import Path
 from rlhf_common.errors import DataError
 from rlhf_common.judge_data import JudgeExample, JudgeKind, read_judge_data
 from rlhf_train.errors import TrainConfigError, TrainError
-from rlhf_train.eval_command import rlhf_eval_installed, run_rlhf_eval
+from rlhf_train.eval_command import eval_command_installed, run_eval_command
 
 EVAL_FILE = "judge_eval.json"
 
@@ -72,7 +72,7 @@ def split_by_question(
 def train_judge(settings: JudgeSettings) -> dict:
     """Split, fine-tune, score the held-out questions; write and return `judge_eval.json`."""
     _check(settings)
-    if not rlhf_eval_installed():
+    if not eval_command_installed():
         raise TrainConfigError(
             "train-judge scores the held-out questions with rlhf-eval (`rlhf-eval check-judge`), "
             "which this installation lacks. Fix: install rlhf-eval (pip install -e . in its repo)."
@@ -136,7 +136,7 @@ def check_heldout(settings: JudgeSettings, heldout: Path) -> dict:
         figures = Path(folder) / "check.json"
         args = ["check-judge", f"--kind={settings.kind}", f"--judge={settings.out}"]
         args += [f"--data={heldout}", f"--out={figures}"]
-        done = run_rlhf_eval(args + ([] if settings.progress else ["--no-progress"]), True)
+        done = run_eval_command(args + ([] if settings.progress else ["--no-progress"]), True)
         if done.returncode:
             raise TrainError(
                 f"rlhf-eval check-judge exited with {done.returncode} on {heldout} (its message "

@@ -115,7 +115,7 @@ def test_eval_suite_runs_the_rlhf_eval_command(tmp_path, capfd):
 def test_eval_suite_without_rlhf_eval_is_a_clear_error(tmp_path, monkeypatch):
     from rlhf_train import pipeline
 
-    monkeypatch.setattr(pipeline, "rlhf_eval_installed", lambda: False)
+    monkeypatch.setattr(pipeline, "eval_command_installed", lambda: False)
     with pytest.raises(TrainConfigError, match="needs rlhf-eval's runner .* installation lacks"):
         pipeline.run_eval_suite(tmp_path / "suite.yaml")
 
