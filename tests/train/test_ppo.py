@@ -385,7 +385,7 @@ def test_missing_eos_penalty_lowers_only_unfinished_completions(
         config,
     )
     assert captured["scores"].tolist() == [0.5, -1.5]
-    assert batch["metrics"]["score"] == 0.5  # logged scores are the RM's, before the penalty
+    assert batch.metrics["score"] == 0.5  # logged scores are the RM's, before the penalty
 
 
 def test_held_out_score_samples_seeded_draws_and_reports_their_standard_error(tiny_model_dir):
