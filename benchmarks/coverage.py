@@ -1,7 +1,7 @@
 """Coverage of every interval method, and the gate's false-pass rate, by simulation.
 
 Each cell draws data sets whose true value is known (rlhf_eval.intervals.simulation) and calls
-the harness's own functions from rlhf_eval.stats on each, with fixed seeds. Paired scenarios
+the harness's own functions from rlhf_common.stats on each, with fixed seeds. Paired scenarios
 put the truth at a drop of exactly the gate's margin (0.02), so a 95% gate should pass at most
 2.5% of them. Paired 0/1 cells and single proportions are computed exactly (every outcome
 weighed by its probability), the rest from SETS data sets (Monte Carlo SD of a 95% coverage:

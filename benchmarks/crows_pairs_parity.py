@@ -152,7 +152,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/crows_pairs_parity.json"))
     args = parser.parse_args()
-    from rlhf_eval.models.registry import resolve_alias
+    from rlhf_common.model_aliases import resolve_alias
 
     model_dir = str(resolve_alias("smollm2-135m-instruct"))  # converted once, before timing
     with tempfile.TemporaryDirectory() as tmp:

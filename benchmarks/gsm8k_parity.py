@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/gsm8k_parity.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval reads the local file only
-    from rlhf_eval.models.registry import resolve_alias
+    from rlhf_common.model_aliases import resolve_alias
 
     model_dir = str(resolve_alias("smollm2-135m-instruct"))  # converted once, before timing
     with tempfile.TemporaryDirectory() as tmp:

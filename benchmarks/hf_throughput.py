@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from rlhf_common.model_aliases import resolve_alias
 from rlhf_eval.models.hf import MAX_PACK_TOKENS, HFBackend
 from rlhf_eval.models.packing import build_packs
-from rlhf_eval.models.registry import resolve_alias
 from rlhf_eval.records import GenerationRequest
 from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC, TruthfulQAMCOptions
 

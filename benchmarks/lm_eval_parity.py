@@ -168,7 +168,7 @@ def main() -> None:
         help="also write every per-choice log-likelihood of both tools here",
     )
     args = parser.parse_args()
-    from rlhf_eval.models.registry import resolve_alias
+    from rlhf_common.model_aliases import resolve_alias
 
     model_dir = str(resolve_alias("smollm2-135m-instruct"))  # converted once, before timing
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def build_model_dir(name: str, root: Path) -> str:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from rlhf_eval.models.registry import resolve_pretrained
+    from rlhf_common.model_aliases import resolve_pretrained
 
     if name != "tiny":
         return resolve_pretrained(name)

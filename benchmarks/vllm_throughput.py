@@ -51,7 +51,7 @@ def requests(args):
 
 
 def run_engine(engine: str, args) -> dict:
-    from rlhf_eval.models.registry import gguf_path, resolve_alias
+    from rlhf_common.model_aliases import gguf_path, resolve_alias
 
     model_dir = str(resolve_alias("smollm2-135m-instruct"))
     started = time.perf_counter()

@@ -47,7 +47,7 @@ def run_engine(engine: str, args) -> dict:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from lm_eval_parity import run_lm_eval, write_lm_eval_tasks
 
-        from rlhf_eval.models.registry import resolve_alias
+        from rlhf_common.model_aliases import resolve_alias
 
         model_dir = str(resolve_alias(args.model))
         with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +67,7 @@ def run_engine(engine: str, args) -> dict:
 
 
 def _run_suite(entry: dict, args) -> dict:
-    from rlhf_eval.models.registry import resolve_alias
+    from rlhf_common.model_aliases import resolve_alias
     from rlhf_eval.runner import run_suite
     from rlhf_eval.suite import load_suite
 

@@ -136,21 +136,16 @@ def _parser() -> argparse.ArgumentParser:
     tasks.set_defaults(handler=_tasks)
 
     judge = commands.add_parser(
-        "train-judge",
-        help="fine-tune a TruthfulQA truth/info judge; report its accuracy on held-out questions",
+        "check-judge",
+        help="a TruthfulQA truth/info judge's accuracy on labelled rows (e.g. the questions "
+        "`rlhf-train train-judge` held out)",
     )
     judge.add_argument("--kind", choices=("truth", "info"), required=True)
-    judge.add_argument("--base", required=True, help="model alias, hub id or local folder")
-    judge.add_argument("--data", type=Path, required=True, help="finetune_{truth,info}.jsonl")
-    judge.add_argument("--out", type=Path, required=True, help="folder for the judge model")
-    judge.add_argument("--holdout", type=float, default=0.2, help="share of questions held out")
-    judge.add_argument("--max-examples", type=int, help="use a seeded sample of this many rows")
-    judge.add_argument("--epochs", type=int, default=1)
-    judge.add_argument("--lr", type=float, default=5e-5)
-    judge.add_argument("--batch-size", type=int, default=8)
-    judge.add_argument("--seed", type=int, default=0)
+    judge.add_argument("--judge", required=True, help="judge folder, hub id or model alias")
+    judge.add_argument("--data", type=Path, required=True, help="rows as in finetune_truth.jsonl")
+    judge.add_argument("--out", type=Path, help="also write the figures as JSON here")
     judge.add_argument("--no-progress", action="store_true", help="no progress bars")
-    judge.set_defaults(handler=_train_judge)
+    judge.set_defaults(handler=_check_judge)
 
     label = commands.add_parser(
         "label",
@@ -276,33 +271,22 @@ def _margins(items: list[str]) -> dict[str, float]:
     return margins
 
 
-def _train_judge(args) -> int:
+def _check_judge(args) -> int:
     import json
 
-    from rlhf_eval.train_judge import EVAL_FILE, JudgeSettings, train_judge
+    from rlhf_eval.judge_check import check_judge
 
-    report = train_judge(
-        JudgeSettings(
-            kind=args.kind,
-            base=args.base,
-            data=args.data,
-            out=args.out,
-            holdout=args.holdout,
-            max_examples=args.max_examples,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-    )
-    print(json.dumps(report["heldout"], indent=2))
+    report = check_judge(args.kind, args.judge, args.data, progress=not args.no_progress)
+    print(json.dumps(report["evaluation"], indent=2))
     if report["yes_tokens"] != 1:
         print(
             f"note: ' yes' is {report['yes_tokens']} tokens for this judge's tokenizer; its "
             "score is the probability of the whole sequence, not of one token."
         )
-    print(f"\njudge: {args.out}\nevaluation: {args.out / EVAL_FILE}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
     return EXIT_OK
 
 

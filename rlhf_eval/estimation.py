@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult
 from rlhf_eval.suite import StatsSettings

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rlhf_common.model_aliases import resolve_pretrained
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.judges.reward_model import RewardModel
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
-from rlhf_eval.models.registry import resolve_pretrained
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 from rlhf_eval.store import ResponseCache
 

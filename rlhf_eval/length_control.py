@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from rlhf_eval.stats import Estimate, bootstrap_mean, bootstrap_statistic
+from rlhf_common.stats import Estimate, bootstrap_mean, bootstrap_statistic
 
 Tokenizer = Any
 """A Hugging Face tokenizer (anything with .encode), or a function text -> tokens."""

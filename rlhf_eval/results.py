@@ -33,7 +33,7 @@ class EstimateRecord(_Closed):
     confidence: float = 0.95
     warning: str | None = None
     """Why the interval may cover less than `confidence` (e.g. "only 3 of 200 items differ
-    between the models"), from the rules of rlhf_eval.intervals.trust; None when it holds."""
+    between the models"), from the rules of rlhf_common.intervals.trust; None when it holds."""
 
 
 class MetricResult(_Closed):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rlhf_common.model_aliases import cache_home
 from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.answering import answer
@@ -19,7 +20,6 @@ from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
-from rlhf_eval.models.registry import cache_home
 from rlhf_eval.planner import build_tasks, check_precomputed, entry_requests, read_documents
 from rlhf_eval.records import Document, Sample
 from rlhf_eval.store import (

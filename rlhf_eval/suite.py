@@ -12,8 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rlhf_common.model_aliases import ALIASES, cache_home
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.registry import ALIASES, cache_home
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
 

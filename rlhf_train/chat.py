@@ -1,4 +1,4 @@
-"""TRL's conversational rows for rlhf_train: parsed with rlhf_eval.instruction_data's message
+"""TRL's conversational rows for rlhf_train: parsed with rlhf_common.instruction_data's message
 readers, kept as conversations, and rendered with the tokenizer's chat template when tokenised."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from typing import TypeVar
 
 from jinja2 import TemplateError
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.conversations import (
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.conversations import (
     message_rows,
     parse_messages,
     single_reply,
     split_reply,
 )
-from rlhf_eval.instruction_data.files import Row, field_error
-from rlhf_eval.instruction_data.preferences import read_preference_rankings
-from rlhf_eval.instruction_data.records import Conversation, Message
-from rlhf_eval.instruction_data.rendering import prompt_and_completion
+from rlhf_common.instruction_data.files import Row, field_error
+from rlhf_common.instruction_data.preferences import read_preference_rankings
+from rlhf_common.instruction_data.records import Conversation, Message
+from rlhf_common.instruction_data.rendering import prompt_and_completion
 from rlhf_train.errors import TrainDataError
 
 Prompt = str | Conversation

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
-from rlhf_eval.models.registry import ALIASES
+from rlhf_common.model_aliases import ALIASES
 from rlhf_train.errors import TrainConfigError
 from rlhf_train.modeling import TINY_RANDOM
 

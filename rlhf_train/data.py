@@ -8,7 +8,7 @@ The self-instruct files (`instruction` + `instances`) and Alpaca rows (`instruct
 `output`) are rendered with INSTRUCTION_TEMPLATE.
 
 TRL's conversational rows, whose values are lists of `{"role", "content"}` messages, are read with
-rlhf_eval.instruction_data's message parsing and kept as conversations (tuples of Message):
+rlhf_common.instruction_data's message parsing and kept as conversations (tuples of Message):
 - `{"messages": [...]}` (also Tulu): the last assistant turn is the completion, the turns before it
   the prompt (earlier assistant turns are context, not trained on); turns after it are dropped.
   As a PPO prompt: the turns up to and including the last user turn.
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from rlhf_common.instruction_data.rendering import INSTRUCTION_TEMPLATE
 from rlhf_train.chat import (
     Prompt,
     messages_row,
@@ -47,9 +48,6 @@ from rlhf_train.errors import TrainDataError
 
 if TYPE_CHECKING:
     from rlhf_train.config import DataSource
-
-INSTRUCTION_TEMPLATE = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
-"""How instruction-style rows become prompts; ends in a newline so tokens never merge across it."""
 
 Overlong = Literal["error", "skip"]
 

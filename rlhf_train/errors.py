@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlhf_eval.errors import RlhfEvalError
+from rlhf_common.errors import RlhfEvalError
 
 
 class TrainError(RlhfEvalError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from rlhf_eval.stats import bootstrap_mean
+from rlhf_common.stats import bootstrap_mean
 from rlhf_train.data import chunks
 from rlhf_train.rewards import generate, rollout_seed
 
@@ -63,7 +63,7 @@ def record_held_out(output_dir: Path, step: int, scores: list[float]) -> None:
 
 def held_out_change(output_dir: Path, iterations: int = 10_000) -> dict | None:
     """The last evaluation minus the first, paired by prompt, with a 95% bootstrap interval over
-    prompts (rlhf_eval.stats.bootstrap_mean picks the method and names it in `method`); None
+    prompts (rlhf_common.stats.bootstrap_mean picks the method and names it in `method`); None
     without two evaluations of the same prompts."""
     path = output_dir / SCORES_FILE
     if not path.is_file():

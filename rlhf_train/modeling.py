@@ -20,8 +20,9 @@ from transformers import (
     PreTrainedModel,
 )
 
-from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.registry import cache_home, resolve_pretrained
+from rlhf_common.errors import ModelLoadError
+from rlhf_common.model_aliases import cache_home, resolve_pretrained
+from rlhf_common.reward_head import stored_reward_bias
 from rlhf_train.losses import last_index, widened
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ WEIGHT_DTYPES = {"float32": torch.float32, "bfloat16": torch.float32, "float64":
 weights (the optimiser's master copy) and bf16 autocast forwards. Weights stored in bf16 cannot
 take small updates: bf16 keeps 8 significant bits, so an Adam step of lr 1e-5 on a weight of
 0.02 (ulp 1.2e-4) rounds back to the same weight, and most weights never change."""
-
-REWARD_BIAS_KEY = "reward_bias"
-"""Config attribute holding the offset that makes demonstrations score 0 on average (sec. 3.5)."""
-
 
 TINY_RANDOM = "tiny-random-smollm2"
 """A randomly initialised 4-layer Llama (hidden size 128) with SmolLM2's tokenizer, built once
@@ -222,7 +219,7 @@ def completion_logprobs(
 
 
 def reward_bias(model) -> float:
-    return float(getattr(unwrap(model).config, REWARD_BIAS_KEY, 0.0) or 0.0)
+    return stored_reward_bias(unwrap(model).config)
 
 
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

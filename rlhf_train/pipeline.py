@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rlhf_train.config import PipelineConfig
 from rlhf_train.errors import TrainConfigError
+from rlhf_train.eval_command import eval_command_installed, run_eval_command
 from rlhf_train.ppo import train_ppo
 from rlhf_train.rm import train_rm
 from rlhf_train.sft import train_sft
@@ -74,13 +75,12 @@ def plot_curves(rm_dir: Path, ppo_dir: Path, path: Path) -> None:
 
 
 def run_eval_suite(suite: Path) -> None:
-    try:
-        from rlhf_eval.cli import main as eval_main
-    except ImportError as error:
+    """`rlhf-eval run SUITE`, its progress on this terminal (rlhf_train.eval_command)."""
+    if not eval_command_installed():
         raise TrainConfigError(
             f"eval_suite: {suite} needs rlhf-eval's runner (rlhf_eval.cli), which this "
             "installation lacks. Fix: remove eval_suite, or run `rlhf-eval` on it yourself."
-        ) from error
-    code = eval_main(["run", str(suite)])
+        )
+    code = run_eval_command(["run", str(suite)]).returncode
     if code:
         raise TrainConfigError(f"eval_suite: rlhf-eval exited with {code} on {suite}.")

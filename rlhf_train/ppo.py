@@ -15,9 +15,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from transformers import get_constant_schedule
 
 from rlhf_train.checkpoint import (
@@ -38,6 +37,7 @@ from rlhf_train.data import (
     tokenize_prompts,
 )
 from rlhf_train.errors import TrainConfigError, TrainDataError
+from rlhf_train.experience import Experience, gather_experience
 from rlhf_train.held_out import held_out_change, held_out_scores, record_held_out, summarize
 from rlhf_train.losses import (
     adaptive_kl_beta,
@@ -58,7 +58,7 @@ from rlhf_train.modeling import (
     same_tokenizer,
 )
 from rlhf_train.optim import adamw
-from rlhf_train.rewards import RewardModelScorer, Rollout, Scorer, generate, rollout_seed
+from rlhf_train.rewards import RewardModelScorer, Scorer, generate, rollout_seed
 from rlhf_train.sft import example_loss, pretrain_stream
 from rlhf_train.tracking import RunLog
 
@@ -194,7 +194,7 @@ def train_ppo(config: PPOConfig, scorer: Scorer | None = None) -> Path:
                 steps.append(stats)
         # 3. KL coefficient, EMA, logging, evaluation, checkpoint.
         metrics.update(iteration_means(steps))
-        metrics.update(batch["metrics"])
+        metrics.update(batch.metrics)
         metrics["beta"] = state["beta"]
         if config.kl.adaptive:
             state["beta"] = adaptive_kl_beta(
@@ -320,7 +320,7 @@ def make_experience(
     beta,
     config,
     seeds: list[int] | None = None,
-) -> dict:
+) -> Experience:
     """Rollouts with their log-probs, reference log-probs, values, rewards and advantages;
     `seeds` gives each prompt its own sampling stream (rewards.SeededSampler)."""
     inner = accelerator.unwrap_model(policy)
@@ -370,57 +370,7 @@ def make_experience(
     # Per completion token, at the sampling temperature.
     metrics["entropy"] = float(sums[5] / sums[2].clamp(min=1))
     metrics["sampling_logprob_diff"] = off_policy
-    return {
-        "rollout": rollout,
-        "logprobs": logprobs,
-        "values": values,
-        "advantages": advantages,
-        "returns": returns,
-        "mask": mask,
-        "metrics": metrics,
-    }
-
-
-def gather_experience(accelerator, batch: dict, pad_id: int) -> dict:
-    """Every process's rollouts and their tensors on every process, in global batch order.
-
-    Minibatches are then drawn from the whole batch as one process draws them, and each process
-    trains on its share of each; the tensors are small next to the models. Prompts stay left- and
-    completions right-padded, to the widths one process would have used.
-    """
-    if accelerator.num_processes == 1:
-        return batch
-    rollout: Rollout = batch["rollout"]
-    keys = ("logprobs", "values", "advantages", "returns", "mask")
-    local = {
-        "prompt": rollout.sequences[:, : rollout.prompt_width],
-        "prompt_mask": rollout.attention_mask[:, : rollout.prompt_width],
-        "completion": rollout.completions,
-        "ended": rollout.ended,
-        **{k: batch[k] for k in keys},
-    }
-    parts = gather_object([{k: v.cpu() for k, v in local.items()}])
-    prompt_width = max(p["prompt"].shape[1] for p in parts)
-    completion_width = max(p["completion"].shape[1] for p in parts)
-
-    def cat(key: str, value: int, left: bool = False) -> torch.Tensor:
-        width = prompt_width if left else completion_width
-        sides = [
-            (width - p[key].shape[1], 0) if left else (0, width - p[key].shape[1]) for p in parts
-        ]
-        padded = [F.pad(p[key], side, value=value) for p, side in zip(parts, sides, strict=True)]
-        return torch.cat(padded).to(accelerator.device)
-
-    gathered = {k: cat(k, 0) for k in keys}
-    completion_mask = gathered["mask"].long()
-    rollout = Rollout(
-        torch.cat([cat("prompt", pad_id, left=True), cat("completion", pad_id)], dim=1),
-        torch.cat([cat("prompt_mask", 0, left=True), completion_mask], dim=1),
-        prompt_width,
-        completion_mask,
-        torch.cat([p["ended"] for p in parts]).to(accelerator.device),
-    )
-    return {"rollout": rollout, **gathered, "metrics": batch["metrics"]}
+    return Experience(rollout, logprobs, values, advantages, returns, mask, metrics)
 
 
 def global_moments(accelerator, x: torch.Tensor, mask: torch.Tensor):
@@ -433,20 +383,27 @@ def global_moments(accelerator, x: torch.Tensor, mask: torch.Tensor):
 
 
 def ppo_step(
-    accelerator, policy, value_model, tokenizer, batch, minibatch, ptx, opt_step, config
+    accelerator,
+    policy,
+    value_model,
+    tokenizer,
+    batch: Experience,
+    minibatch: list[int],
+    ptx,
+    opt_step: int,
+    config: PPOConfig,
 ) -> dict:
     """Backward passes for one optimiser step: clipped policy and value losses over the
     minibatch's tokens, plus coef * pretraining NLL; gradients sync on the last backward only.
 
     `minibatch` indexes the whole batch (on every process); this process takes its share.
     """
-    rollout: Rollout = batch["rollout"]
     share = shard(minibatch, accelerator.process_index, accelerator.num_processes)
     # A process left without rows (a short last minibatch) still joins the gradient sync, with
     # one row weighted 0.
     present = 1.0 if share else 0.0
     micro_batches = chunks(share or minibatch[:1], config.micro_batch_size)
-    total_tokens = float(batch["mask"][minibatch].sum())
+    total_tokens = float(batch.mask[minibatch].sum())
     work = []
     if ptx is not None and config.pretrain.coef > 0:
         ptx_tokens = ptx.num_tokens(opt_step)
@@ -465,25 +422,21 @@ def ppo_step(
                 stack.enter_context(accelerator.no_sync(policy))
                 stack.enter_context(accelerator.no_sync(value_model))
             if kind == "ppo":
-                part = rollout.rows(micro)
-                mask = batch["mask"][micro]
-                sequence = (part.sequences, part.attention_mask, part.prompt_width)
+                part = batch.rows(micro)
+                rollout = part.rollout
+                sequence = (rollout.sequences, rollout.attention_mask, rollout.prompt_width)
                 logprobs, _ = completion_logprobs(policy, *sequence, config.temperature)
                 values = completion_values(value_model, *sequence)
                 pg_loss, pg_stats = ppo_policy_loss(
-                    logprobs,
-                    batch["logprobs"][micro],
-                    batch["advantages"][micro],
-                    mask,
-                    config.clip,
+                    logprobs, part.logprobs, part.advantages, part.mask, config.clip
                 )
                 vf_loss, vf_stats = ppo_value_loss(
-                    values, batch["values"][micro], batch["returns"][micro], mask, config.value_clip
+                    values, part.values, part.returns, part.mask, config.value_clip
                 )
                 # Token-weighted, so the step's loss is the mean over the minibatch's tokens.
-                weight = present * float(mask.sum()) / max(total_tokens, 1.0)
+                weight = present * float(part.mask.sum()) / max(total_tokens, 1.0)
                 loss = (pg_loss + config.vf_coef * vf_loss) * weight
-                diff = (logprobs.detach() - batch["logprobs"][micro]).abs() * mask
+                diff = (logprobs.detach() - part.logprobs).abs() * part.mask
                 stats = {
                     "pg_loss": float(pg_loss.detach()) * weight,
                     "vf_loss": float(vf_loss.detach()) * weight,

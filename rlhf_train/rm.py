@@ -14,20 +14,13 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import get_cosine_schedule_with_warmup
 
-from rlhf_train.checkpoint import (
-    checkpoint_dir,
-    find_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    save_model_dir,
-)
+from rlhf_common.reward_head import REWARD_BIAS_KEY
+from rlhf_train.checkpoint import find_checkpoint, save_model_dir
 from rlhf_train.config import RMConfig
 from rlhf_train.data import (
     Demonstration,
     TokenizedExample,
-    batch_indices,
     chunks,
     load_demonstrations,
     load_rankings,
@@ -40,7 +33,6 @@ from rlhf_train.data import (
 from rlhf_train.errors import TrainConfigError, TrainDataError
 from rlhf_train.losses import pairwise_accuracy, ranking_pairs, rm_loss
 from rlhf_train.modeling import (
-    REWARD_BIAS_KEY,
     load_scalar_model,
     load_tokenizer,
     pad_apart_from_eos,
@@ -48,9 +40,7 @@ from rlhf_train.modeling import (
     reward_bias,
     sequence_scores,
 )
-from rlhf_train.optim import adamw
-from rlhf_train.sft import reduce_mean
-from rlhf_train.tracking import RunLog
+from rlhf_train.training_loop import reduce_mean, run_steps, start_run
 
 Ranked = tuple[list[TokenizedExample], tuple[int, ...]]
 
@@ -80,54 +70,20 @@ def train_rm(config: RMConfig) -> Path:
     if not train:
         raise TrainDataError(f"{config.data.path}: no usable rankings ({skipped} too long).")
 
-    steps_per_epoch = len(train) // config.optim.batch_size
-    total_steps = config.optim.epochs * steps_per_epoch
-    if config.optim.max_steps is not None:
-        total_steps = min(total_steps, config.optim.max_steps)
-    optimizer = adamw(model.parameters(), config.optim.lr, config.optim.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    state = {"step": 0}
-    if resume:
-        state = load_checkpoint(accelerator, resume, optimizer, scheduler)
-    eval_every = config.eval_every or max(steps_per_epoch, 1)
-    log = RunLog(accelerator, config.output_dir, total_steps, state["step"], config, "rm")
-    if state["step"] == 0:
-        log.log(0, {"skipped_too_long": skipped + val_skipped, "train_prompts": len(train)})
+    run = start_run(accelerator, model, config, len(train), resume, "rm", {"step": 0})
+    model = run.model
+    if run.state["step"] == 0:
+        run.log.log(0, {"skipped_too_long": skipped + val_skipped, "train_prompts": len(train)})
 
-    model.train()
-    for step in range(state["step"], total_steps):
-        global_batch = batch_indices(len(train), config.optim.batch_size, config.seed, step)
-        metrics = rm_step(accelerator, model, tokenizer, train, global_batch, config)
-        if config.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        state["step"] = step + 1
-        metrics["lr"] = scheduler.get_last_lr()[0]
-        if val and (state["step"] % eval_every == 0 or state["step"] == total_steps):
-            metrics.update(
-                evaluate_rankings(
-                    accelerator.unwrap_model(model),
-                    tokenizer,
-                    val,
-                    config.optim.micro_batch_size,
-                    prefix="val_",
-                )
-            )
-        if state["step"] % config.log_every == 0 or state["step"] == total_steps:
-            log.log(state["step"], metrics)
-        log.advance()
-        if config.save_every and state["step"] % config.save_every == 0:
-            save_checkpoint(
-                accelerator,
-                checkpoint_dir(config.output_dir, state["step"]),
-                {"reward_model": (model, tokenizer)},
-                optimizer,
-                scheduler,
-                state,
-            )
+    def train_step(global_batch: list[int], step: int) -> dict:
+        return rm_step(accelerator, model, tokenizer, train, global_batch, config)
+
+    def evaluate(metrics: dict) -> None:
+        inner = accelerator.unwrap_model(model)
+        batch_size = config.optim.micro_batch_size
+        metrics.update(evaluate_rankings(inner, tokenizer, val, batch_size, prefix="val_"))
+
+    run_steps(run, train_step, evaluate if val else None, {"reward_model": (model, tokenizer)})
 
     # Sec. 3.5: "normalized so that the labeler demonstrations achieve a mean score of 0".
     demos = demonstrations_for_bias(config, train_rankings)
@@ -138,7 +94,7 @@ def train_rm(config: RMConfig) -> Path:
     )
     save_model_dir(accelerator, model, tokenizer, config.output_dir, {REWARD_BIAS_KEY: bias})
     if accelerator.is_main_process:
-        summary = {"steps": total_steps, REWARD_BIAS_KEY: bias, "bias_examples": len(examples)}
+        summary = {"steps": run.total_steps, REWARD_BIAS_KEY: bias, "bias_examples": len(examples)}
         if val:
             summary.update(
                 evaluate_rankings(
@@ -146,7 +102,7 @@ def train_rm(config: RMConfig) -> Path:
                 )
             )
         (config.output_dir / "rm_summary.json").write_text(json.dumps(summary, indent=2))
-    log.close()
+    run.log.close()
     return config.output_dir
 
 

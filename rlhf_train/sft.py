@@ -10,21 +10,13 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import get_cosine_schedule_with_warmup
 
 from rlhf_train.chat import prompt_ids
-from rlhf_train.checkpoint import (
-    checkpoint_dir,
-    find_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    save_model_dir,
-)
+from rlhf_train.checkpoint import find_checkpoint, save_model_dir
 from rlhf_train.config import PretrainMix, SFTConfig
 from rlhf_train.data import (
     PretrainStream,
     TokenizedExample,
-    batch_indices,
     chunks,
     label_count,
     load_demonstrations,
@@ -38,9 +30,8 @@ from rlhf_train.data import (
 from rlhf_train.errors import TrainConfigError, TrainDataError
 from rlhf_train.losses import sft_labels, sft_loss
 from rlhf_train.modeling import causal_logits, load_causal_lm, load_tokenizer, resolve_model
-from rlhf_train.optim import adamw
 from rlhf_train.rewards import RewardModelScorer, generate
-from rlhf_train.tracking import RunLog
+from rlhf_train.training_loop import reduce_mean, run_steps, start_run
 
 
 def train_sft(config: SFTConfig) -> Path:
@@ -65,63 +56,37 @@ def train_sft(config: SFTConfig) -> Path:
     ptx = pretrain_stream(config.pretrain, tokenizer, config.seed)
     selector = load_selector(config, tokenizer, accelerator.device)
 
-    # Optimiser, cosine schedule, devices.
-    steps_per_epoch = len(train) // config.optim.batch_size
-    total_steps = config.optim.epochs * steps_per_epoch
-    if config.optim.max_steps is not None:
-        total_steps = min(total_steps, config.optim.max_steps)
-    optimizer = adamw(model.parameters(), config.optim.lr, config.optim.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.optim.warmup_steps, total_steps)
-    # The scheduler stays unprepared: accelerate would step it once per process.
-    model, optimizer = accelerator.prepare(model, optimizer)
-    state = {"step": 0, "best": None, "best_step": None}
-    if resume:
-        state = load_checkpoint(accelerator, resume, optimizer, scheduler)
-    eval_every = config.eval_every or max(steps_per_epoch, 1)
-    log = RunLog(accelerator, config.output_dir, total_steps, state["step"], config, "sft")
+    # Optimiser, cosine schedule, devices; the state a resumed run left.
+    initial = {"step": 0, "best": None, "best_step": None}
+    run = start_run(accelerator, model, config, len(train), resume, "sft", initial)
+    model, state = run.model, run.state
     if state["step"] == 0:
-        log.log(0, {"skipped_too_long": skipped + val_skipped, "train_examples": len(train)})
+        run.log.log(0, {"skipped_too_long": skipped + val_skipped, "train_examples": len(train)})
 
-    model.train()
-    for step in range(state["step"], total_steps):
-        global_batch = batch_indices(len(train), config.optim.batch_size, config.seed, step)
-        metrics = sft_step(accelerator, model, tokenizer, train, global_batch, config, ptx, step)
-        if config.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        state["step"] = step + 1
-        metrics["lr"] = scheduler.get_last_lr()[0]
-        if val and (state["step"] % eval_every == 0 or state["step"] == total_steps):
-            metrics["val_loss"] = validation_loss(accelerator, model, tokenizer, val, config)
-            if config.select_by == "rm_score":
-                metrics["val_rm_score"] = rm_select_score(
-                    accelerator, model, tokenizer, selector, val_demos, config
-                )
-            score = -metrics.get("val_rm_score", -metrics["val_loss"])
-            if config.select_by != "last" and (state["best"] is None or score < state["best"]):
-                state["best"], state["best_step"] = score, state["step"]
-                save_model_dir(accelerator, model, tokenizer, config.output_dir)
-        if state["step"] % config.log_every == 0 or state["step"] == total_steps:
-            log.log(state["step"], metrics)
-        log.advance()
-        if config.save_every and state["step"] % config.save_every == 0:
-            save_checkpoint(
-                accelerator,
-                checkpoint_dir(config.output_dir, state["step"]),
-                {"policy": (model, tokenizer)},
-                optimizer,
-                scheduler,
-                state,
+    def train_step(global_batch: list[int], step: int) -> dict:
+        return sft_step(accelerator, model, tokenizer, train, global_batch, config, ptx, step)
+
+    def evaluate(metrics: dict) -> None:
+        """Validation loss (and RM score); the best so far by `select_by` is saved."""
+        metrics["val_loss"] = validation_loss(accelerator, model, tokenizer, val, config)
+        if config.select_by == "rm_score":
+            metrics["val_rm_score"] = rm_select_score(
+                accelerator, model, tokenizer, selector, val_demos, config
             )
+        score = -metrics.get("val_rm_score", -metrics["val_loss"])
+        if config.select_by != "last" and (state["best"] is None or score < state["best"]):
+            state["best"], state["best_step"] = score, state["step"]
+            save_model_dir(accelerator, model, tokenizer, config.output_dir)
+
+    run_steps(run, train_step, evaluate if val else None, {"policy": (model, tokenizer)})
 
     if config.select_by == "last" or state["best"] is None:
         save_model_dir(accelerator, model, tokenizer, config.output_dir)
     if accelerator.is_main_process:
-        summary = {"steps": total_steps, "selected_step": state["best_step"] or total_steps}
+        total = run.total_steps
+        summary = {"steps": total, "selected_step": state["best_step"] or total}
         (config.output_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2))
-    log.close()
+    run.log.close()
     return config.output_dir
 
 
@@ -168,14 +133,6 @@ def example_loss(model, examples: list[TokenizedExample], pad_id: int, num_token
     prompt_lengths = torch.tensor([e.prompt_length for e in examples], device=input_ids.device)
     labels = sft_labels(input_ids, attention_mask, prompt_lengths)
     return sft_loss(causal_logits(model, input_ids, attention_mask), labels, num_tokens)
-
-
-def reduce_mean(accelerator, value: float) -> float:
-    """The step's loss: every process holds a share of the same normalised sum."""
-    if accelerator.num_processes == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=accelerator.device)
-    return float(accelerator.reduce(tensor, reduction="sum"))
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ import json
 import pytest
 import sacrebleu
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.estimation import count_failed
 from rlhf_eval.gate import compare_runs

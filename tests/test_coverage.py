@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.estimation import compare_metric
 from rlhf_eval.intervals import simulation as sim
 from rlhf_eval.records import MetricSpec

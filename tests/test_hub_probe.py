@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from rlhf_eval import datasets as data
+from rlhf_common import datasets as data
 from rlhf_eval.errors import DataUnavailable
 
 

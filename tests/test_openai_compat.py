@@ -82,7 +82,7 @@ def gguf() -> Path:
         reason = f"llama-cpp-python is not installed ({error}); see the Makefile's setup"
         print(f"SKIPPED: {reason}")
         pytest.skip(reason)
-    from rlhf_eval.models.registry import gguf_path
+    from rlhf_common.model_aliases import gguf_path
 
     return gguf_path(ALIAS)
 
@@ -107,8 +107,8 @@ def bos_server(gguf, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def hf_backend():
+    from rlhf_common.model_aliases import resolve_alias
     from rlhf_eval.models.hf import HFBackend
-    from rlhf_eval.models.registry import resolve_alias
 
     backend = HFBackend("hf", str(resolve_alias(ALIAS)))
     yield backend

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import pytest
 
+from rlhf_common import model_aliases
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models import registry
 from rlhf_eval.models.hf import HFBackend
 
 
 def test_alias_needs_its_package(monkeypatch):
     monkeypatch.setitem(
-        registry.ALIASES,
+        model_aliases.ALIASES,
         "ghost",
-        registry.GgufAlias(
+        model_aliases.GgufAlias(
             package="no_such_package_xyz", filename="x.gguf", install_hint="pip install ghost"
         ),
     )
     with pytest.raises(
         ModelLoadError, match="needs the PyPI package 'no_such_package_xyz'.*pip install ghost"
     ):
-        registry.resolve_alias("ghost")
+        model_aliases.resolve_alias("ghost")
 
 
 def test_unknown_alias_lists_known_ones():
     with pytest.raises(ModelLoadError, match="smollm2-135m-instruct"):
-        registry.resolve_alias("gpt-5")
+        model_aliases.resolve_alias("gpt-5")
 
 
 def test_non_alias_passes_through():
-    assert registry.resolve_pretrained("org/model") == "org/model"
+    assert model_aliases.resolve_pretrained("org/model") == "org/model"
 
 
 def test_unreachable_hub_model_is_a_clear_error(monkeypatch, tmp_path):
@@ -47,4 +47,4 @@ def test_folder_without_weights_is_a_clear_error(tmp_path):
 
 def test_cache_home_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RLHF_EVAL_HOME", str(tmp_path))
-    assert registry.cache_home() == tmp_path
+    assert model_aliases.cache_home() == tmp_path

@@ -1,4 +1,4 @@
-"""Tests for rlhf_eval.stats: hand-computed values, scipy references and provable properties."""
+"""Tests for rlhf_common.stats: hand-computed values, scipy references and provable properties."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rlhf_eval import stats
-from rlhf_eval.intervals import resampling
-from rlhf_eval.results import EstimateRecord
-from rlhf_eval.stats import (
+from rlhf_common import stats
+from rlhf_common.intervals import resampling
+from rlhf_common.stats import (
     Estimate,
     bootstrap_mean,
     bootstrap_statistic,
@@ -19,6 +18,7 @@ from rlhf_eval.stats import (
     proportion,
     wilson,
 )
+from rlhf_eval.results import EstimateRecord
 
 
 def standard_error(x: np.ndarray) -> float:

@@ -10,16 +10,16 @@ import pytest
 from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
-from rlhf_eval import stats
-from rlhf_eval.estimation import summed_statistic
-from rlhf_eval.intervals.binomial import effective_divisor
-from rlhf_eval.intervals.bootstrap import design_expansion, expanded_levels
-from rlhf_eval.intervals.paired_binary import (
+from rlhf_common import stats
+from rlhf_common.intervals.binomial import effective_divisor
+from rlhf_common.intervals.bootstrap import design_expansion, expanded_levels
+from rlhf_common.intervals.paired_binary import (
     mcnemar_p_value,
     paired_design_effect,
     tango_bounds,
     tango_statistic,
 )
+from rlhf_eval.estimation import summed_statistic
 from rlhf_eval.intervals.simulation import counts_to_pairs
 from rlhf_eval.metrics.bleu import bleu_from_statistics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_eval.stats import bootstrap_statistic, paired_statistic_test
+from rlhf_common.stats import bootstrap_statistic, paired_statistic_test
 
 
 def recording(values: np.ndarray, seen: list[np.ndarray]):

@@ -1,5 +1,6 @@
-"""`rlhf-eval train-judge`: reading the judge data, the split by question, the accuracy figures,
-and a fine-tuning run on the tiny model whose folder then serves as a judge."""
+"""`rlhf-train train-judge` and `rlhf-eval check-judge`: reading the judge data, the split by
+question, the accuracy figures, and a fine-tuning run on the tiny model whose folder then serves
+as a judge, scored by rlhf-eval in its own process."""
 
 from __future__ import annotations
 
@@ -8,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.cli import main
-from rlhf_eval.errors import DataError
-from rlhf_eval.stats import wilson
-from rlhf_eval.train_judge import (
-    JudgeExample,
-    judge_accuracy,
-    read_judge_data,
-    sample_rows,
-    split_by_question,
-)
+from rlhf_common.errors import DataError
+from rlhf_common.judge_data import JudgeExample, read_judge_data
+from rlhf_common.stats import wilson
+from rlhf_eval.cli import main as eval_main
+from rlhf_eval.judge_check import judge_accuracy
+from rlhf_train.cli import main
+from rlhf_train.train_judge import sample_rows, split_by_question
 
 
 def _rows(n_questions: int, answers: int = 3, cue: str = "True:", label=None) -> list[dict]:
@@ -129,6 +127,25 @@ def test_train_judge_end_to_end(tmp_path, tiny_model_dir, capsys, label):
     trained = {json.loads(line)["prompt"] for line in (out / "judge_train.jsonl").open()}
     heldout = {json.loads(line)["prompt"] for line in (out / "judge_heldout.jsonl").open()}
     assert len(trained) == 14 and len(heldout) == 6 and not trained & heldout
+
+
+def test_check_judge_scores_labelled_rows(tmp_path, tiny_model_dir, capsys):
+    data = _write(tmp_path / "heldout.jsonl", _rows(3, answers=2))
+    out = tmp_path / "figures" / "check.json"
+    args = ["check-judge", f"--judge={tiny_model_dir}", f"--data={data}"]
+    assert eval_main([*args, "--kind=truth", f"--out={out}", "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["evaluation"]["rows"] == report["evaluation"]["n"] == 6
+    assert report["evaluation"]["questions"] == 3 and report["yes_tokens"] > 1
+    assert '"balanced_accuracy"' in capsys.readouterr().out
+    assert eval_main([*args, "--kind=info"]) == 2  # the rows are a truth judge's
+    assert "--kind truth" in capsys.readouterr().err
+
+
+def test_rlhf_eval_has_no_train_judge(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        eval_main(["train-judge", "--help"])
+    assert stopped.value.code == 2 and "invalid choice: 'train-judge'" in capsys.readouterr().err
 
 
 def test_cli_errors_exit_2(tmp_path, tiny_model_dir, capsys):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.estimation import mean_method
 from rlhf_eval.metrics.best_of_n import powers_of_two
 from rlhf_eval.results import BestOfNGains, EstimateRecord, TaskEntry

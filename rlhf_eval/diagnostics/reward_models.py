@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.stats import norm
 
-from rlhf_eval import stats
+from rlhf_common import stats
 from rlhf_eval.estimation import compare_metric, estimate_corpus, valid_samples
 from rlhf_eval.metrics.corpus import LENGTH_CORRELATION
 from rlhf_eval.metrics.reward_model import (

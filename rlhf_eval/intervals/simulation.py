@@ -1,6 +1,6 @@
 """The data sets behind the coverage table (benchmarks/coverage.py) and tests/test_coverage.py:
 each scenario draws data sets of n items whose true value is known, and each method is the
-harness's own function from rlhf_eval.stats, called once per data set.
+harness's own function from rlhf_common.stats, called once per data set.
 
 Paired scenarios put the truth at a drop of exactly the gate's margin (MARGIN), so one run
 gives both the interval's coverage and the gate's false-pass rate: a gate at 95% that passes
@@ -20,8 +20,8 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import binom, multinomial, norm
 
-from rlhf_eval import stats
-from rlhf_eval.intervals.binomial import clopper_pearson_bounds, proportion_bounds, wilson_bounds
+from rlhf_common import stats
+from rlhf_common.intervals.binomial import clopper_pearson_bounds, proportion_bounds, wilson_bounds
 
 MARGIN = 0.02
 """The gate's max drop in the paired scenarios; their true difference is -MARGIN."""

@@ -16,17 +16,15 @@ import gc
 import math
 from typing import Literal
 
+from rlhf_common.instruction_data import Message
+from rlhf_common.instruction_data.rendering import prompt_and_completion
+from rlhf_common.reward_head import stored_reward_bias
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.instruction_data import Message
-from rlhf_eval.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.metrics.preference import LOSS, TIE, WIN
 
 RewardTemplate = Literal["instruction", "hh", "chat", "plain"]
 """How the reward model reads a prompt: rlhf-train's "### Instruction:" template, HH-RLHF's
 "Human: ... Assistant:" markup, the reward model's own chat template, or the text as it is."""
-
-REWARD_BIAS_KEY = "reward_bias"
-"""The config attribute where `rlhf-train rm` stores its bias (rlhf_train.modeling)."""
 
 
 def preference(reward: float, baseline_reward: float) -> float:
@@ -77,7 +75,7 @@ class RewardModel:
         self.model.to(self.device).eval().requires_grad_(False)
         self.batch_size = batch_size
         config = self.model.config
-        self.bias = float(getattr(config, REWARD_BIAS_KEY, 0.0) or 0.0)
+        self.bias = stored_reward_bias(config)
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 512
         self.eos = self.tokenizer.eos_token_id
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

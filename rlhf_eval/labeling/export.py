@@ -7,9 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhf_common.instruction_data import Ranking, write_rankings
+from rlhf_common.instruction_data.records import dense_ranks
 from rlhf_eval.errors import RunError
-from rlhf_eval.instruction_data import Ranking, write_rankings
-from rlhf_eval.instruction_data.records import dense_ranks
 from rlhf_eval.labeling.items import load_labeling_set
 from rlhf_eval.labeling.store import Label, LabelStore
 

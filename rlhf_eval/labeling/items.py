@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlhf_common.instruction_data.records import MAX_K
 from rlhf_eval.errors import RunError
-from rlhf_eval.instruction_data.records import MAX_K
 from rlhf_eval.store import RunDir
 
 DEFAULT_TASK = "instructions"

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlhf_eval.stats import Estimate, bootstrap_mean, wilson
+from rlhf_common.stats import Estimate, bootstrap_mean, wilson
 
 WIN, TIE, LOSS = 1.0, 0.5, 0.0
 _OUTCOMES = {WIN: "win", TIE: "tie", LOSS: "loss"}

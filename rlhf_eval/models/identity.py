@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rlhf_eval.models.registry import cache_home
+from rlhf_common.model_aliases import cache_home
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 

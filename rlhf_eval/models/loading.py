@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rlhf_common.model_aliases import resolve_alias
 from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.models.registry import resolve_alias
 
 if TYPE_CHECKING:
     from rlhf_eval.suite import LoadedSuite, ModelSpec

@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rlhf_common.model_aliases import cache_home
 from rlhf_eval.errors import ModelLoadError, SuiteError
 from rlhf_eval.models.base import OnBatch, cut_at_stop
-from rlhf_eval.models.registry import cache_home
 from rlhf_eval.models.released import FILES, released_files, released_rows
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 

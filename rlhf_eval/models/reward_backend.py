@@ -117,9 +117,9 @@ class ClassifierRewardBackend(_ScoresOnly):
 
     def render(self, prompt: str | Turns, completion: str) -> tuple[str, str]:
         """(prompt, completion) as the model reads them: raw text as it is; a conversation in
-        the backend's `reward_template` (rlhf_eval.instruction_data.rendering)."""
-        from rlhf_eval.instruction_data import Message
-        from rlhf_eval.instruction_data.rendering import prompt_and_completion
+        the backend's `reward_template` (rlhf_common.instruction_data.rendering)."""
+        from rlhf_common.instruction_data import Message
+        from rlhf_common.instruction_data.rendering import prompt_and_completion
 
         if isinstance(prompt, str):
             return prompt, completion

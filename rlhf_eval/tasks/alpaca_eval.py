@@ -32,7 +32,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlhf_eval.datasets import read_records, require_hub
+from rlhf_common.datasets import read_records, require_hub
 from rlhf_eval.errors import DataError, DataUnavailable
 from rlhf_eval.judges.pairwise import (
     VerdictBy,

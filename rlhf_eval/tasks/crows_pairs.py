@@ -44,7 +44,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
+from rlhf_common.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.bias import likelihood_diff, pair_entropy_bits, pct_stereotype
 from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample

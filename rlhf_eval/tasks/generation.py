@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions

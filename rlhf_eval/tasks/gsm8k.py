@@ -7,7 +7,7 @@ import hashlib
 
 from pydantic import Field
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import last_number, numbers_match, strict_number
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample

@@ -34,7 +34,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rlhf_eval.datasets import read_records
+from rlhf_common.datasets import read_records
 from rlhf_eval.errors import DataError, SuiteError
 from rlhf_eval.metrics.pass_at_k import pass_at_k
 from rlhf_eval.records import (

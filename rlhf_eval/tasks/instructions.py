@@ -1,7 +1,7 @@
 """Instruction following (InstructGPT sec. 4.1): every model answers every prompt of a prompt set;
 the outputs are what the `win_rate` and `ratings` tasks judge.
 
-A prompt set is any file rlhf_eval.instruction_data reads prompts from (the project's
+A prompt set is any file rlhf_common.instruction_data reads prompts from (the project's
 `{id, prompt, category, closed_domain, input?}` JSONL, self-instruct's user-oriented
 instructions, MT-bench/Vicuna-bench questions, Dolly, Alpaca, `hub:<dataset id>`), or with
 `format: tldr` the Reddit TL;DR posts `{post, reference}`, each turned into a closed-domain
@@ -22,11 +22,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rlhf_eval.datasets import resolve_path
+from rlhf_common.datasets import resolve_path
+from rlhf_common.instruction_data import Message, Prompt, read_prompts
+from rlhf_common.instruction_data.files import read_rows
+from rlhf_common.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import Message, Prompt, read_prompts
-from rlhf_eval.instruction_data.files import read_rows
-from rlhf_eval.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 

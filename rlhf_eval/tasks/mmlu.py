@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions
 

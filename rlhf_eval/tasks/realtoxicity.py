@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics import toxicity as tox
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample

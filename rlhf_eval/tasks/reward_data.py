@@ -1,5 +1,5 @@
 """The reward_model task's data: human-ranked completions of a prompt, read from any preference
-format rlhf_eval.instruction_data reads (HH-RLHF transcripts, TRL preference rows, K-way
+format rlhf_common.instruction_data reads (HH-RLHF transcripts, TRL preference rows, K-way
 rankings, the labels `rlhf-eval label --export` writes), RewardBench's rows, or a run's labels.
 
 Each ranking keeps where it came from (file:line), its subset (RewardBench's `subset`, or a
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rlhf_eval.datasets import resolve_path
+from rlhf_common.datasets import resolve_path
+from rlhf_common.instruction_data.files import Row, field_error, identifier, read_rows, text
+from rlhf_common.instruction_data.formats import FORMATS, detect_format
+from rlhf_common.instruction_data.records import Ranking
 from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.files import Row, field_error, identifier, read_rows, text
-from rlhf_eval.instruction_data.formats import FORMATS, detect_format
-from rlhf_eval.instruction_data.records import Ranking
 
 PreferenceFormat = Literal["auto", "hh_rlhf", "preference", "kway", "rewardbench"]
 LABELS_PREFIX = "labels:"

@@ -10,7 +10,7 @@ ranked pair, as a pairwise LLM judge gives them), and each untied pair's margin
 m = r_winner - r_loser is scored. Two reward models are paired on the same rankings by
 aggregate.py like any two models.
 
-Metrics (per document; intervals from rlhf_eval.stats via aggregate.py):
+Metrics (per document; intervals from rlhf_common.stats via aggregate.py):
 - accuracy (pairs): m > 0 (a tie counts half); Wilson.
 - longer_baseline (pairs): the accuracy of "always prefer the longer response" (characters).
 - ranking_accuracy, kendall_tau (K > 2): the share of a ranking's untied pairs ordered right

@@ -23,7 +23,7 @@ although the per-answer computation is exactly lm-eval's.
 
 Judging (rlhf_eval.judges.truthfulqa): `truth_judge` and `info_judge` name causal-LM judges of
 the suite's `judges:` (the allenai truthfulqa-truth/info judges from the hub, or one made by
-`rlhf-eval train-judge`); each scores P(" yes") after "Q: ...\\nA: ...\\nTrue:" ("Helpful:").
+`rlhf-train train-judge`); each scores P(" yes") after "Q: ...\\nA: ...\\nTrue:" ("Helpful:").
 Outputs made elsewhere may carry the scores: a generation's precomputed `true` / `info` score is
 used instead of asking a judge, and recorded as such in the sample's details. An answer with
 neither a precomputed score nor a named judge is a failed sample whose error says how to fix it
@@ -42,7 +42,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
+from rlhf_common.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.judges.truthfulqa import JudgeKind, judge_request, verdicts, yes_probability
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample

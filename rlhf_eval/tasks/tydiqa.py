@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from rlhf_eval.datasets import load_hub, read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task

@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from rlhf_eval.datasets import load_hub, read_records, read_table, resolve_path
+from rlhf_common.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.bias import pair_entropy_bits, preference_probability
 from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import (
+from rlhf_common.instruction_data import (
     FORMATS,
     Demonstration,
     Message,
@@ -23,7 +22,8 @@ from rlhf_eval.instruction_data import (
     write_prompts,
     write_rankings,
 )
-from rlhf_eval.instruction_data.files import read_rows
+from rlhf_common.instruction_data.files import read_rows
+from rlhf_eval.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 """Small files written for these tests, one per format (not copies of the real datasets)."""
@@ -350,7 +350,7 @@ def test_hub_data_goes_through_load_hub(monkeypatch):
         calls.append((path, config, split))
         return [json.loads(line) for line in (FIXTURES / "dolly.jsonl").read_text().splitlines()]
 
-    monkeypatch.setattr("rlhf_eval.datasets.load_hub", fake_load_hub)
+    monkeypatch.setattr("rlhf_common.datasets.load_hub", fake_load_hub)
     demos = read_demonstrations("hub:databricks/databricks-dolly-15k")
     assert calls == [("databricks/databricks-dolly-15k", None, "train")]
     assert demos == read_demonstrations(FIXTURES / "dolly.jsonl")
@@ -361,6 +361,6 @@ def test_hub_errors_stay_data_errors(monkeypatch):
     def offline(path, config, split):
         raise DataError(f"cannot load the hub dataset {path}")
 
-    monkeypatch.setattr("rlhf_eval.datasets.load_hub", offline)
+    monkeypatch.setattr("rlhf_common.datasets.load_hub", offline)
     with pytest.raises(DataError, match="cannot load the hub dataset OpenAssistant/oasst1"):
         read_rankings("hub:OpenAssistant/oasst1", split="validation")

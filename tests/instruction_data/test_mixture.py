@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
+from rlhf_common.instruction_data import Demonstration, MixtureSource, build_mixture
 from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import Demonstration, MixtureSource, build_mixture
 
 
 def demos(name: str, n: int) -> list[Demonstration]:

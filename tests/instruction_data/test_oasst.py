@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import (
+from rlhf_common.instruction_data import (
     Message,
     Ranking,
     read_demonstrations,
     read_prompts,
     read_rankings,
 )
+from rlhf_eval.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OASST = FIXTURES / "oasst.jsonl"

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import (
+from rlhf_common.instruction_data import (
     INSTRUCTION_TEMPLATE,
     Demonstration,
     Message,
@@ -19,6 +18,7 @@ from rlhf_eval.instruction_data import (
     read_rankings,
     write_rankings,
 )
+from rlhf_eval.errors import DataError
 from rlhf_train import data as train_data
 from tests.conftest import build_tokenizer
 
@@ -69,7 +69,7 @@ def test_source_is_not_part_of_identity():
 
 
 def test_the_instruction_template_is_rlhf_trains():
-    assert INSTRUCTION_TEMPLATE == train_data.INSTRUCTION_TEMPLATE
+    assert INSTRUCTION_TEMPLATE is train_data.INSTRUCTION_TEMPLATE  # one template, shared
 
 
 def test_instruction_rows_render_as_rlhf_train_reads_them():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from collections import Counter
 
-from rlhf_eval.instruction_data import (
+from rlhf_common.instruction_data import (
     ranking_text,
     read_demonstrations,
     read_prompts,

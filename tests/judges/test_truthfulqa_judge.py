@@ -6,11 +6,11 @@ import math
 
 import pytest
 
+from rlhf_common.judge_data import question_of
 from rlhf_eval.judges.truthfulqa import (
     is_positive,
     judge_prompt,
     judge_request,
-    question_of,
     verdicts,
     yes_probability,
 )

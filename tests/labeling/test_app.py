@@ -226,6 +226,6 @@ def test_export_writes_kway_rows_and_leaves_out_all_tied(label_run, tmp_path, ca
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["p0:al", "p2:al"]
     assert sorted(rows[0]["ranks"]) == [0, 1, 1] and sorted(rows[1]["ranks"]) == [0, 1, 2]
-    from rlhf_eval.instruction_data import read_rankings
+    from rlhf_common.instruction_data import read_rankings
 
     assert [r.ranks for r in read_rankings(out)] == [tuple(r["ranks"]) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from rlhf_common.stats import bootstrap_mean
 from rlhf_eval.metrics.preference import (
     Verdict,
     agreement,
@@ -12,7 +13,6 @@ from rlhf_eval.metrics.preference import (
     position_consistency,
     win_rate_summary,
 )
-from rlhf_eval.stats import bootstrap_mean
 
 
 def verdicts(scores, docs=None, judge="j", model="policy"):

@@ -210,7 +210,7 @@ def classifier(name: str, path: Path, extra: str = "") -> str:
 
 
 def wilson(successes: float, n: int) -> tuple[float, float]:
-    """Wilson's interval written out (Wilson 1927), independent of rlhf_eval.stats."""
+    """Wilson's interval written out (Wilson 1927), independent of rlhf_common.stats."""
     z = norm.ppf(0.975)
     p = successes / n
     center = (p + z * z / (2 * n)) / (1 + z * z / n)

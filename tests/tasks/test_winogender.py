@@ -206,7 +206,7 @@ def test_without_statistics_the_stereotype_metric_is_empty(tmp_path, sentences_f
 
 def test_hub_format_records_give_the_same_items(tmp_path, sentences_folder):
     # The hub copy (oskarvanderwal/winogender) has columns instead of an id.
-    from rlhf_eval.datasets import read_table
+    from rlhf_common.datasets import read_table
 
     path = tmp_path / "winogender.jsonl"
     with path.open("w") as handle:
@@ -314,7 +314,7 @@ def test_malformed_templates_name_file_line_and_field(tmp_path, edit, message, t
 
 
 def test_real_templates_reproduce_all_720_sentences(shared_data):
-    from rlhf_eval.datasets import read_table
+    from rlhf_common.datasets import read_table
 
     folder = shared_data / "winogender"
     sentences = {

@@ -5,11 +5,12 @@
     python tests/train/plant_bugs.py --all-tests # each bug against all of tests/train (not slow)
 
 Each bug is an exact source edit that must match exactly once, so a refactor that moves the code
-stops this script with an error instead of letting it plant nothing. For each bug, rlhf_train and
-tests/train are copied to a temporary folder, the edit is applied to the copy (never to this
-tree, which others may be using), the copy is checked to be the one imported, and pytest runs the
-bug's tests there in a subprocess: the bug is caught when pytest fails. Exits 1 if any bug is
-missed. Run by hand (it is not collected by pytest): about a minute on an idle 2-core machine.
+stops this script with an error instead of letting it plant nothing. For each bug, rlhf_train,
+rlhf_common (what it shares with rlhf_eval) and tests/train are copied to a temporary folder, the
+edit is applied to the copy (never to this tree, which others may be using), the copy is checked
+to be the one imported, and pytest runs the bug's tests there in a subprocess: the bug is caught
+when pytest fails. Exits 1 if any bug is missed. Run by hand (it is not collected by pytest):
+about a minute on an idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def run_bug(bug: Bug | None, all_tests: bool) -> tuple[bool, list[str], float]:
     with tempfile.TemporaryDirectory(prefix="plant_bugs_") as folder:
         copy = Path(folder)
         shutil.copytree(ROOT / "rlhf_train", copy / "rlhf_train")
+        shutil.copytree(ROOT / "rlhf_common", copy / "rlhf_common")
         shutil.copytree(ROOT / "tests" / "train", copy / "tests" / "train")
         shutil.copytree(ROOT / "configs", copy / "configs")
         shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")

@@ -9,7 +9,7 @@ from tiny_models import build_tokenizer, write_jsonl
 
 from rlhf_train.cli import main
 from rlhf_train.data import Demonstration, tokenize_demonstrations
-from rlhf_train.errors import TrainDataError
+from rlhf_train.errors import TrainConfigError, TrainDataError
 
 
 def test_cli_runs_sft_from_a_yaml_with_relative_paths(
@@ -101,6 +101,23 @@ def test_cli_pipeline_on_tiny_models(tiny_model_dir, demonstrations_file, tmp_pa
         assert (runs / name / "model.safetensors").is_file()
     rm_config = json.loads((runs / "rm" / "rm_config.json").read_text())
     assert rm_config["model"] == str((runs / "sft").resolve())
+
+
+def test_eval_suite_runs_the_rlhf_eval_command(tmp_path, capfd):
+    from rlhf_train.pipeline import run_eval_suite
+
+    # rlhf-eval, in its own process, refuses the missing suite; its exit code becomes the error.
+    with pytest.raises(TrainConfigError, match=r"rlhf-eval exited with 2 on .*absent\.yaml"):
+        run_eval_suite(tmp_path / "absent.yaml")
+    assert "absent.yaml: cannot read the suite file" in capfd.readouterr().err
+
+
+def test_eval_suite_without_rlhf_eval_is_a_clear_error(tmp_path, monkeypatch):
+    from rlhf_train import pipeline
+
+    monkeypatch.setattr(pipeline, "eval_command_installed", lambda: False)
+    with pytest.raises(TrainConfigError, match="needs rlhf-eval's runner .* installation lacks"):
+        pipeline.run_eval_suite(tmp_path / "suite.yaml")
 
 
 def test_shipped_configs_validate():

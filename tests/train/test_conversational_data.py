@@ -10,8 +10,8 @@ from tiny_models import build_model, build_tokenizer, tiny_scalar_model, write_j
 from tokenizers import AddedToken, processors
 from transformers import AutoModelForCausalLM
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.records import Message
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.records import Message
 from rlhf_train.chat import prompt_ids, render_pair, render_prompt
 from rlhf_train.config import PPOConfig, RMConfig, SFTConfig
 from rlhf_train.data import (
@@ -250,7 +250,7 @@ def test_a_malformed_role_names_file_line_and_field(tmp_path):
         TrainDataError, match=r"bad.jsonl:2: field `messages\[1\].role` is 'bot'"
     ) as caught:
         load_demonstrations(path)
-    assert isinstance(caught.value.__cause__, DataError)  # rlhf_eval's parser found it
+    assert isinstance(caught.value.__cause__, DataError)  # instruction_data's parser found it
 
 
 def test_a_prompt_only_row_ending_in_an_assistant_turn_is_refused(tmp_path):

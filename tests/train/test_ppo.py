@@ -240,7 +240,7 @@ def test_13_ppo_raises_a_rule_based_reward_and_kl_penalty_limits_drift(
     assert 0 < change["lo"] <= change["point"] <= change["hi"] and change["n"] == len(
         records[0]["scores"]
     )
-    assert "bootstrap" in change["method"]  # rlhf_eval.stats.bootstrap_mean's choice
+    assert "bootstrap" in change["method"]  # rlhf_common.stats.bootstrap_mean's choice
     kl_free = sum(m["kl"] for m in free_curve[-3:]) / 3
     kl_held = sum(m["kl"] for m in held_curve[-3:]) / 3
     assert kl_held < kl_free, (kl_held, kl_free)
@@ -385,7 +385,7 @@ def test_missing_eos_penalty_lowers_only_unfinished_completions(
         config,
     )
     assert captured["scores"].tolist() == [0.5, -1.5]
-    assert batch["metrics"]["score"] == 0.5  # logged scores are the RM's, before the penalty
+    assert batch.metrics["score"] == 0.5  # logged scores are the RM's, before the penalty
 
 
 def test_held_out_score_samples_seeded_draws_and_reports_their_standard_error(tiny_model_dir):

@@ -26,6 +26,7 @@ from tiny_models import (
 import rlhf_train.ppo as ppo
 from rlhf_train.config import PPOConfig
 from rlhf_train.data import PretrainStream, TokenizedExample
+from rlhf_train.experience import Experience
 from rlhf_train.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 from rlhf_train.rewards import Rollout
 
@@ -102,16 +103,16 @@ def test_12_ppo_step_gradient_is_the_hand_written_ppo_ptx_loss(tokenizer):
     for i, row in enumerate(logprobs):
         current[i, : len(row)] = torch.stack(row)
         current_values[i, : len(row)] = torch.stack(values[i])
-    batch = {
-        "rollout": Rollout(
+    batch = Experience(
+        rollout=Rollout(
             sequences, attention_mask, width, completion_mask, torch.tensor([True, False])
         ),
-        "logprobs": (current - shift) * mask,
-        "values": (current_values + torch.tensor(VALUE_SHIFT, dtype=torch.float64)) * mask,
-        "advantages": advantages * mask,
-        "returns": torch.tensor(RETURNS, dtype=torch.float64) * mask,
-        "mask": mask,
-    }
+        logprobs=(current - shift) * mask,
+        values=(current_values + torch.tensor(VALUE_SHIFT, dtype=torch.float64)) * mask,
+        advantages=advantages * mask,
+        returns=torch.tensor(RETURNS, dtype=torch.float64) * mask,
+        mask=mask,
+    )
     config = PPOConfig.model_validate(
         {
             "prompts": {"path": "unused.jsonl"},
@@ -138,10 +139,10 @@ def test_12_ppo_step_gradient_is_the_hand_written_ppo_ptx_loss(tokenizer):
     pg_terms, vf_terms = [], []
     for i, row in enumerate(logprobs):
         for j, logprob in enumerate(row):
-            ratio = torch.exp(logprob - batch["logprobs"][i, j])
+            ratio = torch.exp(logprob - batch.logprobs[i, j])
             a = advantages[i, j]
             pg_terms.append(torch.maximum(-a * ratio, -a * ratio.clamp(1 - CLIP, 1 + CLIP)))
-            old, ret = batch["values"][i, j], batch["returns"][i, j]
+            old, ret = batch.values[i, j], batch.returns[i, j]
             clipped = old + (values[i][j] - old).clamp(-VALUE_CLIP, VALUE_CLIP)
             vf_terms.append(torch.maximum((values[i][j] - ret) ** 2, (clipped - ret) ** 2))
     assert len(pg_terms) == 5
@@ -215,7 +216,7 @@ def test_06_kl_is_exactly_zero_while_the_policy_is_the_reference(tmp_path, monke
         config,
         seeds=[1, 2, 3],
     )
-    assert batch["metrics"]["kl"] == 0.0
+    assert batch.metrics["kl"] == 0.0
     rewards, mask = captured["rewards"], captured["mask"]
     last = mask.sum(1).long() - 1
     assert rewards[torch.arange(3), last].tolist() == [1.5] * 3
@@ -223,4 +224,4 @@ def test_06_kl_is_exactly_zero_while_the_policy_is_the_reference(tmp_path, monke
     assert torch.equal(rewards, torch.zeros_like(rewards))
     # The sampler drew from the distribution PPO trains (bf16: the cached and the full forward
     # round differently).
-    assert batch["metrics"]["sampling_logprob_diff"] < (1e-5 if dtype == "float32" else 0.1)
+    assert batch.metrics["sampling_logprob_diff"] < (1e-5 if dtype == "float32" else 0.1)

@@ -30,7 +30,7 @@ def vllm_environment():
 
 @pytest.fixture(scope="session")
 def model_dir(vllm_environment) -> str:
-    from rlhf_eval.models.registry import resolve_alias
+    from rlhf_common.model_aliases import resolve_alias
 
     return str(resolve_alias(ALIAS))
 

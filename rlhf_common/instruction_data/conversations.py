@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rlhf_eval.instruction_data.files import (
+from rlhf_common.instruction_data.files import (
     Row,
     build,
     field_error,
@@ -16,7 +16,7 @@ from rlhf_eval.instruction_data.files import (
     text,
     without_none,
 )
-from rlhf_eval.instruction_data.records import (
+from rlhf_common.instruction_data.records import (
     ROLES,
     Demonstration,
     Message,

@@ -17,17 +17,17 @@ from typing import Literal
 import numpy as np
 from scipy.stats import t as student_t
 
-from rlhf_eval.intervals import bootstrap as intervals
-from rlhf_eval.intervals import trust
-from rlhf_eval.intervals.binomial import (
+from rlhf_common.intervals import bootstrap as intervals
+from rlhf_common.intervals import trust
+from rlhf_common.intervals.binomial import (
     clopper_pearson_bounds,
     design_effect,
     effective_divisor,
     proportion_bounds,
     wilson_bounds,
 )
-from rlhf_eval.intervals.paired_binary import mcnemar_p_value, paired_design_effect, tango_bounds
-from rlhf_eval.intervals.resampling import (
+from rlhf_common.intervals.paired_binary import mcnemar_p_value, paired_design_effect, tango_bounds
+from rlhf_common.intervals.resampling import (
     Statistic,
     call_statistic,
     can_resample,

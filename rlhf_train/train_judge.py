@@ -1,4 +1,4 @@
-"""`rlhf-eval train-judge`: fine-tune a causal LM into a TruthfulQA truth or info judge on the
+"""`rlhf-train train-judge`: fine-tune a causal LM into a TruthfulQA truth or info judge on the
 TruthfulQA authors' judge data, holding out whole questions, and report its held-out accuracy.
 
 The data are the authors' fine-tuning files ({"prompt": "Q: ...\\nA: ...\\nTrue:", "completion":
@@ -6,45 +6,24 @@ The data are the authors' fine-tuning files ({"prompt": "Q: ...\\nA: ...\\nTrue:
 answers were seen in training (the authors also validated on held-out questions). Training is
 rlhf_train's SFT recipe on the completion only (the prompt is masked; the recipe appends EOS
 after " yes"/" no", which the judge protocol never reads). The held-out judge is then scored the
-way a suite scores it: the rlhf-eval transformers backend's log P(" yes") after each prompt,
-positive when >= 0.5 (rlhf_eval.judges.truthfulqa).
+way a suite scores it, by `rlhf-eval check-judge` in its own process (rlhf_train.eval_command):
+the rlhf-eval transformers backend's log P(" yes") after each prompt, positive when >= 0.5.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.judges.truthfulqa import (
-    CUES,
-    NO,
-    YES,
-    JudgeKind,
-    is_positive,
-    question_of,
-    yes_probability,
-)
-from rlhf_eval.records import LoglikelihoodRequest
-from rlhf_eval.stats import wilson
-from rlhf_train.errors import TrainConfigError
+from rlhf_common.errors import DataError
+from rlhf_common.judge_data import JudgeExample, JudgeKind, read_judge_data
+from rlhf_train.errors import TrainConfigError, TrainError
+from rlhf_train.eval_command import eval_command_installed, run_eval_command
 
 EVAL_FILE = "judge_eval.json"
-SCORING_CHUNK = 64
-"""Held-out prompts per progress-bar step."""
-
-
-@dataclass(frozen=True)
-class JudgeExample:
-    prompt: str
-    completion: str
-    question: str
-
-    @property
-    def label(self) -> bool:
-        return self.completion == YES
 
 
 @dataclass(frozen=True)
@@ -62,43 +41,6 @@ class JudgeSettings:
     seed: int = 0
     max_length: int = 512
     progress: bool = True
-
-
-def read_judge_data(path: Path, kind: JudgeKind) -> list[JudgeExample]:
-    """The rows of a judge file, each checked: a `Q: ...\\nA: ...\\n{cue}` prompt and a yes/no
-    completion."""
-    if not path.is_file():
-        raise DataError(
-            f"judge data {path} does not exist. Fix: pass --data the TruthfulQA authors' "
-            f"finetune_{kind}.jsonl (e.g. ../shared/data/truthfulqa/finetune_{kind}.jsonl)."
-        )
-    cue = CUES[kind]
-    examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{where}: not valid JSON ({error.msg}).") from error
-        prompt, completion = record.get("prompt"), record.get("completion")
-        if not isinstance(prompt, str) or completion not in (YES, NO):
-            raise DataError(
-                f"{where}: each row needs `prompt` (text) and `completion` ' yes' or ' no'; got "
-                f"completion {completion!r}. Fix the row."
-            )
-        question = question_of(prompt)
-        if question is None or not prompt.endswith(f"\n{cue}"):
-            raise DataError(
-                f"{where}: field `prompt` must read 'Q: <question>\\nA: <answer>\\n{cue}' for a "
-                f"{kind} judge. Fix: pass the finetune_{kind}.jsonl file, or --kind "
-                f"{'info' if kind == 'truth' else 'truth'} if this is the other judge's data."
-            )
-        examples.append(JudgeExample(prompt, completion, question))
-    if not examples:
-        raise DataError(f"{path}: no rows. Fix: pass a non-empty judge data file.")
-    return examples
 
 
 def sample_rows(examples: list[JudgeExample], limit: int | None, seed: int) -> list[JudgeExample]:
@@ -127,58 +69,14 @@ def split_by_question(
     return train, [e for e in examples if e.question in held]
 
 
-def judge_accuracy(scores: list[float], labels: list[bool]) -> dict:
-    """Accuracy of the P(" yes") >= 0.5 verdicts (Wilson 95% CI), balanced accuracy (the mean of
-    the yes- and no-class recalls), and the label balance with its majority-class baseline."""
-    if len(scores) != len(labels) or not labels:
-        raise ValueError("judge_accuracy needs one score per label and at least one label")
-    predicted = [is_positive(s) for s in scores]
-    correct = sum(p == y for p, y in zip(predicted, labels, strict=True))
-    n, n_yes = len(labels), sum(labels)
-    recalls = []
-    for cls in (True, False):
-        members = [p for p, y in zip(predicted, labels, strict=True) if y == cls]
-        if members:
-            recalls.append(sum(p == cls for p in members) / len(members))
-    return {
-        "accuracy": wilson(correct, n).to_dict(),
-        "balanced_accuracy": sum(recalls) / len(recalls),
-        "n": n,
-        "share_yes": n_yes / n,
-        "majority_baseline": max(n_yes, n - n_yes) / n,
-        "predicted_yes": sum(predicted) / n,
-    }
-
-
-def score_judge(
-    folder: Path,
-    examples: list[JudgeExample],
-    batch_size: int = 32,
-    progress: bool = True,
-) -> tuple[list[float], int]:
-    """P(" yes") of each example's prompt under the judge saved in `folder`, as a suite's judge
-    computes it; and how many tokens " yes" is in its tokenizer."""
-    from tqdm.auto import tqdm
-
-    from rlhf_eval.models.hf import HFBackend
-
-    backend = HFBackend("judge", str(folder), batch_size=batch_size)
-    scores, yes_tokens = [], 1
-    try:
-        chunks = range(0, len(examples), SCORING_CHUNK)
-        for start in tqdm(chunks, desc="held-out", disable=not progress):
-            batch = examples[start : start + SCORING_CHUNK]
-            responses = backend.loglikelihood([LoglikelihoodRequest(e.prompt, YES) for e in batch])
-            scores += [yes_probability(r) for r in responses]
-            yes_tokens = max([yes_tokens, *(r.n_tokens for r in responses)])
-    finally:
-        backend.close()
-    return scores, yes_tokens
-
-
 def train_judge(settings: JudgeSettings) -> dict:
     """Split, fine-tune, score the held-out questions; write and return `judge_eval.json`."""
     _check(settings)
+    if not eval_command_installed():
+        raise TrainConfigError(
+            "train-judge scores the held-out questions with rlhf-eval (`rlhf-eval check-judge`), "
+            "which this installation lacks. Fix: install rlhf-eval (pip install -e . in its repo)."
+        )
     examples = sample_rows(
         read_judge_data(settings.data, settings.kind), settings.max_examples, settings.seed
     )
@@ -212,7 +110,7 @@ def train_judge(settings: JudgeSettings) -> dict:
     )
     train_sft(config)
 
-    scores, yes_tokens = score_judge(out, held, progress=settings.progress)
+    checked = check_heldout(settings, out / "judge_heldout.jsonl")
     report = {
         "kind": settings.kind,
         "base": settings.base,
@@ -224,12 +122,32 @@ def train_judge(settings: JudgeSettings) -> dict:
         "heldout": {
             "rows": len(held),
             "questions": len({e.question for e in held}),
-            **judge_accuracy(scores, [e.label for e in held]),
+            **without_counts(checked["evaluation"]),
         },
-        "yes_tokens": yes_tokens,
+        "yes_tokens": checked["yes_tokens"],
     }
     (out / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def check_heldout(settings: JudgeSettings, heldout: Path) -> dict:
+    """`rlhf-eval check-judge` on the held-out rows with the judge just saved in settings.out."""
+    with tempfile.TemporaryDirectory(prefix="train_judge_") as folder:
+        figures = Path(folder) / "check.json"
+        args = ["check-judge", f"--kind={settings.kind}", f"--judge={settings.out}"]
+        args += [f"--data={heldout}", f"--out={figures}"]
+        done = run_eval_command(args + ([] if settings.progress else ["--no-progress"]), True)
+        if done.returncode:
+            raise TrainError(
+                f"rlhf-eval check-judge exited with {done.returncode} on {heldout} (its message "
+                "is above). Fix what it names, then rerun train-judge."
+            )
+        return json.loads(figures.read_text())
+
+
+def without_counts(evaluation: dict) -> dict:
+    """check-judge's figures less its row and question counts, which the report already has."""
+    return {k: v for k, v in evaluation.items() if k not in ("rows", "questions")}
 
 
 def _check(settings: JudgeSettings) -> None:

@@ -1,4 +1,4 @@
-"""Reading evaluation data: local CSV/JSON/JSONL/Parquet files (optionally gzipped) or the hub."""
+"""Reading data files: local CSV/JSON/JSONL/Parquet files (optionally gzipped) or the hub."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rlhf_eval.errors import DataError, DataUnavailable
+from rlhf_common.errors import DataError, DataUnavailable
 
 SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.conversations import (
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.conversations import (
     as_list,
     message_rows,
     parse_messages,
     single_reply,
 )
-from rlhf_eval.instruction_data.files import (
+from rlhf_common.instruction_data.files import (
     Row,
     build,
     field_error,
@@ -22,7 +22,7 @@ from rlhf_eval.instruction_data.files import (
     text,
     without_none,
 )
-from rlhf_eval.instruction_data.records import (
+from rlhf_common.instruction_data.records import (
     Demonstration,
     Message,
     PromptText,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.files import (
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.files import (
     Row,
     build,
     field_error,
@@ -17,7 +17,7 @@ from rlhf_eval.instruction_data.files import (
     text,
     without_none,
 )
-from rlhf_eval.instruction_data.records import Demonstration, Message, Prompt
+from rlhf_common.instruction_data.records import Demonstration, Message, Prompt
 
 DOLLY_CLOSED_DOMAIN = frozenset({"closed_qa", "information_extraction", "summarization"})
 """Dolly categories whose items carry a context the answer must stay within: closed-domain for

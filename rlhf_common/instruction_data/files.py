@@ -1,5 +1,6 @@
 """Rows of instruction-data files with where each came from (file:line), the hub through
-rlhf_eval.datasets.load_hub, and writing rows back out; plus the field checks every format uses."""
+rlhf_common.datasets.load_hub, and writing rows back out; plus the field checks every format
+uses."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlhf_eval import datasets
-from rlhf_eval.errors import DataError
+from rlhf_common import datasets
+from rlhf_common.errors import DataError
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 HUB_PREFIX = "hub:"

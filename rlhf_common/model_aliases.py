@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_eval.errors import ModelLoadError
+from rlhf_common.errors import ModelLoadError
 
 # Bump when the conversion changes, so stale converted copies are rebuilt.
 CONVERSION_VERSION = 1

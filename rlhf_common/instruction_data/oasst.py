@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.conversations import with_context
-from rlhf_eval.instruction_data.files import Row, build, field_error, text
-from rlhf_eval.instruction_data.records import (
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.conversations import with_context
+from rlhf_common.instruction_data.files import Row, build, field_error, text
+from rlhf_common.instruction_data.records import (
     MAX_K,
     Demonstration,
     Message,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data.conversations import message_rows
-from rlhf_eval.instruction_data.preferences import render_hh
-from rlhf_eval.instruction_data.records import (
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data.conversations import message_rows
+from rlhf_common.instruction_data.preferences import render_hh
+from rlhf_common.instruction_data.records import (
     Demonstration,
     Message,
     PromptText,
@@ -19,8 +19,8 @@ from rlhf_eval.instruction_data.records import (
 )
 
 INSTRUCTION_TEMPLATE = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
-"""rlhf_train's template for instruction rows (rlhf_train/data.py), repeated here because rlhf_eval
-does not import rlhf_train; tests/instruction_data check the two agree."""
+"""How instruction-style rows become prompts, in rlhf_train's data and rlhf_eval's reward template
+alike; ends in a newline so tokens never merge across it."""
 
 ChatTemplate = Callable[[list[dict[str, str]]], str]
 """Messages -> the prompt text up to the reply, e.g. `lambda m: tokenizer.apply_chat_template(m,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_eval.errors import DataError
+from rlhf_common.errors import DataError
 
 
 @dataclass(frozen=True)

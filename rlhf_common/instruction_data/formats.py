@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rlhf_eval.errors import DataError
-from rlhf_eval.instruction_data import conversations as conv
-from rlhf_eval.instruction_data import instructions as inst
-from rlhf_eval.instruction_data import oasst
-from rlhf_eval.instruction_data import preferences as pref
-from rlhf_eval.instruction_data.files import Row, read_rows, write_rows
-from rlhf_eval.instruction_data.records import Demonstration, Prompt, Ranking
+from rlhf_common.errors import DataError
+from rlhf_common.instruction_data import conversations as conv
+from rlhf_common.instruction_data import instructions as inst
+from rlhf_common.instruction_data import oasst
+from rlhf_common.instruction_data import preferences as pref
+from rlhf_common.instruction_data.files import Row, read_rows, write_rows
+from rlhf_common.instruction_data.records import Demonstration, Prompt, Ranking
 
 Kind = Literal["prompts", "demonstrations", "rankings"]
 _RECORD = {"prompts": Prompt, "demonstrations": Demonstration, "rankings": Ranking}

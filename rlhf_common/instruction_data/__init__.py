@@ -23,7 +23,7 @@ Files are .jsonl, .json or .parquet (optionally .gz); `hub:<dataset id>` reads t
 the file, line and field.
 """
 
-from rlhf_eval.instruction_data.formats import (
+from rlhf_common.instruction_data.formats import (
     FORMATS,
     detect_format,
     read_demonstrations,
@@ -33,8 +33,8 @@ from rlhf_eval.instruction_data.formats import (
     write_prompts,
     write_rankings,
 )
-from rlhf_eval.instruction_data.mixture import Mixture, MixtureSource, SourceDraw, build_mixture
-from rlhf_eval.instruction_data.records import (
+from rlhf_common.instruction_data.mixture import Mixture, MixtureSource, SourceDraw, build_mixture
+from rlhf_common.instruction_data.records import (
     MAX_K,
     MIN_K,
     Demonstration,
@@ -42,7 +42,7 @@ from rlhf_eval.instruction_data.records import (
     Prompt,
     Ranking,
 )
-from rlhf_eval.instruction_data.rendering import (
+from rlhf_common.instruction_data.rendering import (
     INSTRUCTION_TEMPLATE,
     demonstration_text,
     ranking_text,
