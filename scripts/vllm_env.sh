@@ -57,7 +57,7 @@ fi
 # torch and transformers stay), then rlhf-eval itself editable without dependencies. Done
 # again only when pyproject.toml, this script or the checkout's folder changes.
 want=$( (cat pyproject.toml "$0"; pwd) | sha256sum | cut -c1-16)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || ! "$PY" -c "import rlhf_eval, pytest" 2>/dev/null
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || ! "$PY" -c "import rlhf_eval, rlhf_common, rlhf_train, pytest" 2>/dev/null
 then
     echo "vllm_env: installing rlhf-eval (editable) and its dependencies into $VENV"
     "$PY" -m pip freeze --exclude-editable | grep -v "^-e " >"$VENV/pins.txt"
