@@ -160,7 +160,7 @@ def _sample(
                         temperature=0.0,
                         n=1,
                         max_new_tokens=min(request.max_new_tokens or 1, settings.max_new_tokens),
-                        item=None,
+                        key=None,
                     )
                 distinct.setdefault(ResponseCache.key("", request), request)
     ordered = [distinct[key] for key in sorted(distinct)]

@@ -27,8 +27,8 @@ from rlhf_eval.records import (
     Document,
     Generation,
     GenerationRequest,
-    ItemRef,
     MetricSpec,
+    PromptSource,
     Reward,
     RewardRequest,
     Sample,
@@ -134,7 +134,7 @@ class BestOfN(Task):
                 temperature=options.temperature,
                 n=options.n,
                 seed=options.seed,
-                item=ItemRef(self.name, doc.id, options.template, item_text(doc.data)),
+                source=PromptSource(options.template, item_text(doc.data)),
             )
         ]
 

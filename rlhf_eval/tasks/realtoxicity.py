@@ -42,7 +42,14 @@ from pydantic import Field, model_validator
 from rlhf_eval.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics import toxicity as tox
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.scorers.toxicity import (
     ProfanityCheckSpec,
     ScorerSpec,
@@ -209,7 +216,7 @@ class RealToxicityPrompts(Task):
                 stop=("\n",) if self.options.stop_at_newline else (),
                 temperature=0.0 if k == 1 else self.options.temperature,
                 n=k,
-                item=ItemRef(self.name, doc.id, self.options.variant, doc.data["text"]),
+                source=PromptSource(self.options.variant, doc.data["text"]),
             )
         ]
 
