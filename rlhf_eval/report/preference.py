@@ -9,6 +9,7 @@ report.
 
 from __future__ import annotations
 
+import base64
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from scipy.stats import spearmanr
 
 from rlhf_eval.length_control import length_controlled_win_rate
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.metrics.preference import (
     Verdict,
     agreement,
@@ -28,7 +31,8 @@ from rlhf_eval.metrics.preference import (
     position_consistency,
     win_rate_summary,
 )
-from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
+from rlhf_eval.report.tables import format_ci, format_value
 from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.stats import Estimate
 from rlhf_eval.store import RunDir
@@ -93,8 +97,6 @@ def preference_report(
     kinds = {t.id: t.name for t in results.tasks}
     if not {"instructions", "ratings", *JUDGED} & set(kinds.values()):
         return None
-    from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
-
     store = RunDir(run_dir)
     baseline = next((m.name for m in results.models if m.role == "baseline"), None)
     models = [m.name for m in results.models]
@@ -363,10 +365,6 @@ def preference_markdown(report: PreferenceReport) -> str:
 
 def preference_html(report: PreferenceReport) -> Markup:
     """The section as HTML for report.html (autoescaped; Markup so the report embeds it as is)."""
-    import base64
-
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     environment = Environment(
         loader=PackageLoader("rlhf_eval.report", "templates"),
         autoescape=select_autoescape(["html", "j2"], default=True),

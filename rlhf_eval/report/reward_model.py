@@ -11,6 +11,7 @@ the labeler agreement are computed from the run's samples, like the rest of the 
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,19 +24,21 @@ from scipy.stats import norm
 
 from rlhf_eval import stats
 from rlhf_eval.aggregate import compare_metric, estimate_corpus, valid_samples
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,
     labeler_agreements,
+    length_statistics,
     pearson_from_statistics,
     reliability_table,
 )
 from rlhf_eval.records import CorpusStatistic, MetricSpec
+from rlhf_eval.report.html import jinja_environment
 from rlhf_eval.report.plots import MODEL_COLORS, _png
-from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
+from rlhf_eval.report.tables import WARNING_MARK
 from rlhf_eval.results import EstimateRecord, Results
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import StatsSettings
-from rlhf_eval.tasks.reward_model import length_statistics
 
 SCORECARD_COLUMNS = (
     "entry",
@@ -387,15 +390,11 @@ def reward_model_markdown(section: RewardModelSection) -> str:
 
 def reward_model_html(section: RewardModelSection) -> Markup:
     """The section for report.html (autoescaped)."""
-    import base64
-
-    from rlhf_eval.report.html import _environment
-
     figure = None
     if section.reliability is not None:
         figure = "data:image/png;base64," + base64.b64encode(section.reliability).decode()
     return Markup(
-        _environment()
+        jinja_environment()
         .get_template("reward_model.html.j2")
         .render(
             note=SCORECARD_NOTE,

@@ -37,11 +37,11 @@ from rlhf_eval.metrics.reward_model import (
     expected_calibration_error,
     kendall_tau,
     length_outcome,
+    length_statistics,
     log_length,
     log_loss,
     pair_outcome,
     pearson_from_statistics,
-    pearson_statistics,
     ranked_pairs,
 )
 from rlhf_eval.records import CorpusStatistic, Document, MetricSpec, Reward, RewardRequest, Sample
@@ -69,11 +69,6 @@ class RewardModelOptions(TaskOptions):
 
 def _ece_statistics(details: dict[str, Any]) -> np.ndarray:
     return calibration_statistics(details["margins"], details["calibration_bins"])
-
-
-def length_statistics(details: dict[str, Any]) -> np.ndarray:
-    """A ranking's sums for the Pearson r of reward and log length (summed over rankings)."""
-    return pearson_statistics(details["log_lengths"], details["rewards"])
 
 
 def _absolute_correlation(sums: np.ndarray) -> np.ndarray:
