@@ -50,13 +50,8 @@ from rlhf_eval.records import (
     PromptSource,
     Sample,
 )
-from rlhf_eval.scorers.toxicity import (
-    ProfanityCheckSpec,
-    ScorerSpec,
-    build_scorer,
-    check_scorer,
-    checked_score,
-)
+from rlhf_eval.scorers.building import build_scorer, check_scorer
+from rlhf_eval.scorers.toxicity import ProfanityCheckSpec, ScorerSpec, checked_score
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, with_prefix
 
