@@ -13,7 +13,7 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.loading import load_backend
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.planner import build_tasks, entry_requests, read_documents
 from rlhf_eval.records import (
     Generation,

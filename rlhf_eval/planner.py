@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from rlhf_eval.errors import DataError, DataUnavailable, SuiteError
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.precomputed import ItemKeys, PrecomputedBackend
 from rlhf_eval.records import (
     Document,

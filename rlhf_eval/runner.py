@@ -17,8 +17,8 @@ from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
 from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.registry import cache_home
 from rlhf_eval.planner import (
     bind_items,

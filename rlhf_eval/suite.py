@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.models.registry import ALIASES, cache_home
+from rlhf_eval.models.vllm import INSTALL_HINT, vllm_installed
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
 
@@ -195,8 +196,6 @@ class ModelSpec(_Closed):
 
     def _check_vllm(self) -> None:
         """vLLM's own rules; the weights' source is checked as for `hf` after this."""
-        from rlhf_eval.models.vllm import INSTALL_HINT, vllm_installed
-
         if not vllm_installed():
             raise ValueError(
                 f"`backend: vllm` needs vllm, which is not installed here. Fix: {INSTALL_HINT}"
