@@ -13,7 +13,7 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.models.loading import load_backend
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.planner import build_tasks, entry_requests, read_documents
 from rlhf_eval.records import (
     Generation,
@@ -160,7 +160,7 @@ def _sample(
                         temperature=0.0,
                         n=1,
                         max_new_tokens=min(request.max_new_tokens or 1, settings.max_new_tokens),
-                        item=None,
+                        key=None,
                     )
                 distinct.setdefault(ResponseCache.key("", request), request)
     ordered = [distinct[key] for key in sorted(distinct)]

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
 
+from rlhf_eval.backend_check import CheckSettings, check_backend, render
+from rlhf_eval.distributed import start_processes, stop_processes
 from rlhf_eval.errors import RlhfEvalError, RunError
+from rlhf_eval.gate import compare_runs, gate_checks, gate_table, shared_items_note
+from rlhf_eval.judge_check import check_judge
+from rlhf_eval.labeling import label_command
+from rlhf_eval.markdown_tables import markdown_table
+from rlhf_eval.planner import build_tasks, prompt_rows, read_documents
+from rlhf_eval.report import render_report
+from rlhf_eval.report.markdown import (
+    COMPARISON_COLUMNS,
+    RESULT_COLUMNS,
+    comparison_rows,
+    result_rows,
+)
+from rlhf_eval.runner import default_report_dir, run_suite
+from rlhf_eval.store import RunDir
+from rlhf_eval.suite import load_suite
+from rlhf_eval.tasks.base import registered_tasks
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -167,11 +186,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from rlhf_eval.distributed import start_processes, stop_processes
-    from rlhf_eval.report import render_report
-    from rlhf_eval.runner import default_report_dir, run_suite
-    from rlhf_eval.suite import load_suite
-
     loaded = load_suite(args.suite)
     processes = start_processes()
     try:
@@ -195,19 +209,12 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
-    from rlhf_eval.report import render_report
-    from rlhf_eval.store import RunDir
-
     markdown, html = render_report(RunDir.open(args.run).path, args.out)
     print(f"{markdown}\n{html}")
     return EXIT_OK
 
 
 def _compare(args) -> int:
-    from rlhf_eval.gate import compare_runs, shared_items_note
-    from rlhf_eval.report.markdown import COMPARISON_COLUMNS, comparison_rows, markdown_table
-    from rlhf_eval.store import RunDir
-
     comparisons = compare_runs(
         RunDir.open(args.candidate),
         RunDir.open(args.baseline),
@@ -223,9 +230,6 @@ def _compare(args) -> int:
 
 
 def _gate(args) -> int:
-    from rlhf_eval.gate import compare_runs, gate_checks, gate_table
-    from rlhf_eval.store import RunDir
-
     candidate = RunDir.open(args.candidate)
     if args.baseline:
         comparisons = compare_runs(
@@ -272,10 +276,6 @@ def _margins(items: list[str]) -> dict[str, float]:
 
 
 def _check_judge(args) -> int:
-    import json
-
-    from rlhf_eval.judge_check import check_judge
-
     report = check_judge(args.kind, args.judge, args.data, progress=not args.no_progress)
     print(json.dumps(report["evaluation"], indent=2))
     if report["yes_tokens"] != 1:
@@ -291,11 +291,6 @@ def _check_judge(args) -> int:
 
 
 def _prompts(args) -> int:
-    import json
-
-    from rlhf_eval.planner import build_tasks, prompt_rows, read_documents
-    from rlhf_eval.suite import load_suite
-
     loaded = load_suite(args.suite)
     tasks = build_tasks(loaded)
     documents, skipped = read_documents(tasks)  # hub data out of reach: skipped, as in `run`
@@ -314,16 +309,11 @@ def _prompts(args) -> int:
 
 
 def _label(args) -> int:
-    from rlhf_eval.labeling import label_command
-
     label_command(args.run, args.task, args.host, args.port, args.export, args.summary)
     return EXIT_OK
 
 
 def _check_backend(args) -> int:
-    from rlhf_eval.backend_check import CheckSettings, check_backend, render
-    from rlhf_eval.suite import load_suite
-
     loaded = load_suite(args.suite)
     settings = CheckSettings(
         sample=args.sample,
@@ -341,8 +331,6 @@ def _check_backend(args) -> int:
 
 
 def _tasks(args) -> int:
-    from rlhf_eval.tasks.base import registered_tasks
-
     for name, task in registered_tasks().items():
         print(f"{name}: {task.description}")
         print(f"  metrics: {', '.join(f'{m.name} ({m.kind})' for m in task.metrics)}")
@@ -353,8 +341,6 @@ def _tasks(args) -> int:
 
 
 def _summary(results) -> str:
-    from rlhf_eval.report.markdown import RESULT_COLUMNS, markdown_table, result_rows
-
     return markdown_table(RESULT_COLUMNS, result_rows(results))
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from rlhf_common.judge_data import YES, JudgeExample, JudgeKind, read_judge_data
 from rlhf_common.model_aliases import resolve_pretrained
 from rlhf_common.stats import wilson
 from rlhf_eval.judges.truthfulqa import is_positive, yes_probability
+from rlhf_eval.models.hf import HFBackend
 from rlhf_eval.records import LoglikelihoodRequest
 
 SCORING_CHUNK = 64
@@ -65,10 +68,6 @@ def score_judge(
 ) -> tuple[list[float], int]:
     """P(" yes") of each example's prompt under the judge (a folder, hub id or alias), as a
     suite's judge computes it; and how many tokens " yes" is in its tokenizer."""
-    from tqdm.auto import tqdm
-
-    from rlhf_eval.models.hf import HFBackend
-
     backend = HFBackend("judge", resolve_pretrained(judge), batch_size=batch_size)
     scores, yes_tokens = [], 1
     try:

@@ -14,10 +14,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rlhf_common.model_aliases import resolve_pretrained
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
-from rlhf_eval.judges.reward_model import RewardModel
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.models.loading import load_backend
-from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
+from rlhf_eval.models.reward_model import RewardModel
+from rlhf_eval.records import (
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    Reward,
+    RewardRequest,
+)
 from rlhf_eval.store import ResponseCache
 
 if TYPE_CHECKING:
@@ -90,6 +97,9 @@ class Judges:
         return self._ask(name, requests)  # type: ignore[return-value]
 
     def generate(self, name: str, requests: list[GenerationRequest]) -> list[Generation]:
+        return self._ask(name, requests)  # type: ignore[return-value]
+
+    def reward(self, name: str, requests: list[RewardRequest]) -> list[Reward]:
         return self._ask(name, requests)  # type: ignore[return-value]
 
     def _ask(self, name: str, requests: list) -> list:

@@ -1,15 +1,29 @@
-"""The plan of a run: each task entry built, its documents read and selected, and the requests of
-each document tagged with the entry that asks them. The runner, `rlhf-eval prompts` and the
-precomputed check all plan through here, so they agree on items and requests."""
+"""The plan of a run: each task entry built, its documents read and selected, and each document's
+requests planned (task entry, item id, request). The runner, `rlhf-eval prompts` and the
+precomputed check all plan through here, so they agree on items and requests.
+
+A backend sees a planned request with an opaque `key` in place of what the task rendered it
+from; the plan keeps the entry, item and PromptSource, and tells a precomputed backend which
+item each key stands for (its file is keyed by item)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from rlhf_eval.errors import DataError, DataUnavailable, SuiteError
-from rlhf_eval.models.loading import load_backend
-from rlhf_eval.models.precomputed import PrecomputedBackend
-from rlhf_eval.records import Document, GenerationRequest, LoglikelihoodRequest, Request
+from rlhf_eval.model_loading import load_backend
+from rlhf_eval.models.base import ModelBackend
+from rlhf_eval.models.precomputed import ItemKeys, PrecomputedBackend
+from rlhf_eval.records import (
+    Document,
+    GenerationRequest,
+    LoglikelihoodRequest,
+    PromptSource,
+    Request,
+)
 from rlhf_eval.suite import LoadedSuite
 from rlhf_eval.tasks.base import Task, registered_tasks, select_documents
 
@@ -45,15 +59,64 @@ def read_documents(tasks: dict[str, Task]) -> tuple[dict[str, list[Document]], d
     return documents, skipped
 
 
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request of the plan: the task entry and item that ask it, the request a backend
+    gets, and what the task rendered it from (None where the task gives nothing)."""
+
+    entry: str
+    task: str
+    item: str
+    request: Request
+    source: PromptSource | None
+
+
+def plan_document(task: Task, entry: str, doc: Document) -> list[PlannedRequest]:
+    """A document's requests, each generation request with a source keyed for the entry and
+    item asking it (outputs made elsewhere may be keyed by them; a key never changes a
+    computed answer)."""
+    planned = []
+    for request in task.requests(doc):
+        source = request.source if isinstance(request, GenerationRequest) else None
+        if source is not None:
+            request = replace(request, source=None, key=_request_key(entry, doc.id, source))
+        planned.append(PlannedRequest(entry, task.name, doc.id, request, source))
+    return planned
+
+
 def entry_requests(task: Task, entry: str, doc: Document) -> list[Request]:
-    """A document's requests, each generation request tagged with the entry asking it (which
-    outputs made elsewhere may be keyed by; it never changes a computed answer)."""
-    return [
-        replace(r, item=replace(r.item, entry=entry))
-        if isinstance(r, GenerationRequest) and r.item is not None
-        else r
-        for r in task.requests(doc)
-    ]
+    """The requests a backend gets for a document of a task entry (plan_document's)."""
+    return [planned.request for planned in plan_document(task, entry, doc)]
+
+
+def _request_key(entry: str, item: str, source: PromptSource) -> str:
+    """Opaque to backends; one per entry, item and source, as the precomputed backend needs
+    (the same prompt under three items has three answers)."""
+    fields = json.dumps([entry, item, source.variant, source.text], ensure_ascii=False)
+    return hashlib.sha256(fields.encode()).hexdigest()
+
+
+def _plan(tasks: dict[str, Task], documents: dict[str, list[Document]]) -> Iterable[PlannedRequest]:
+    for task_id, docs in documents.items():
+        for doc in docs:
+            yield from plan_document(tasks[task_id], task_id, doc)
+
+
+def bind_items(
+    backend: ModelBackend, tasks: dict[str, Task], documents: dict[str, list[Document]]
+) -> None:
+    """Tell a precomputed backend the task, entry, item and source behind each planned key
+    (its file is keyed by them); other backends need nothing."""
+    if isinstance(backend, PrecomputedBackend):
+        backend.bind(_item_keys(_plan(tasks, documents)))
+
+
+def _item_keys(plan: Iterable[PlannedRequest]) -> dict[str, ItemKeys]:
+    return {
+        p.request.key: ItemKeys(p.task, p.entry, p.item, p.source.variant, p.source.text)
+        for p in plan
+        if isinstance(p.request, GenerationRequest) and p.request.key and p.source
+    }
 
 
 def check_precomputed(
@@ -68,6 +131,7 @@ def check_precomputed(
         if spec.backend == "precomputed":
             backend = load_backend(spec, loaded)
             assert isinstance(backend, PrecomputedBackend)
+            bind_items(backend, tasks, documents)
             backends.append(backend)
     documents = dict(documents)
     for task_id, docs in documents.items():
@@ -110,23 +174,21 @@ def prompt_rows(tasks: dict[str, Task], documents: dict[str, list[Document]]) ->
     backend looks outputs up by and the settings to generate them with: add `output` (and any
     scores) to each row and the file is ready for `backend: precomputed`."""
     rows = []
-    for task_id, docs in documents.items():
-        for doc in docs:
-            for request in entry_requests(tasks[task_id], task_id, doc):
-                if not isinstance(request, GenerationRequest):
-                    continue
-                item = request.item
-                rows.append(
-                    {
-                        "task": item.task if item else task_id,
-                        "entry": task_id,
-                        "id": item.doc_id if item else doc.id,
-                        "variant": item.variant if item else "",
-                        "prompt": request.prompt,
-                        "n": request.n,
-                        "max_new_tokens": request.max_new_tokens,
-                        "temperature": request.temperature,
-                        "stop": list(request.stop) if request.stop is not None else None,
-                    }
-                )
+    for planned in _plan(tasks, documents):
+        request, source = planned.request, planned.source
+        if not isinstance(request, GenerationRequest):
+            continue
+        rows.append(
+            {
+                "task": planned.task if source else planned.entry,
+                "entry": planned.entry,
+                "id": planned.item,
+                "variant": source.variant if source else "",
+                "prompt": request.prompt,
+                "n": request.n,
+                "max_new_tokens": request.max_new_tokens,
+                "temperature": request.temperature,
+                "stop": list(request.stop) if request.stop is not None else None,
+            }
+        )
     return rows

@@ -106,22 +106,16 @@ class Loglikelihood:
 
 
 @dataclass(frozen=True)
-class ItemRef:
-    """Which dataset item (and prompt variant) a generation request renders.
-
-    Backends that generate ignore it; the precomputed backend looks outputs made elsewhere up by
-    it. It is not part of the response-cache key: it never changes what a model writes.
+class PromptSource:
+    """What a task rendered a generation prompt from: outputs made elsewhere may be keyed by it
+    (a precomputed file's `variant` and `prompt` columns). The planner takes it off the request,
+    with the task entry and item id, so a backend never sees which benchmark item it answers.
     """
 
-    task: str
-    doc_id: str
     variant: str = ""
     """The prompt variant (e.g. RealToxicityPrompts' "respectful"); "" when a task has one."""
     text: str = ""
     """The item's own text before any rendering (the question, the prompt to complete)."""
-    entry: str = ""
-    """The suite's task entry asking (set by the planner): two entries of one task, such as
-    zero- and few-shot, ask different prompts of the same item."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +141,12 @@ class GenerationRequest:
     temperature: float | None = None
     n: int = 1
     seed: int = 0
-    item: ItemRef | None = None
+    source: PromptSource | None = None
+    """Set by the task; the planner moves it into its plan and leaves `key` in its place."""
+    key: str | None = None
+    """An opaque key the planner gives a request it plans: one key per task entry, item and
+    prompt source. A backend whose answers belong to items (precomputed outputs) tells requests
+    apart by it; the others ignore it. Neither field is part of the response-cache key."""
     chat: ChatForm | None = None
     """The request's form for a backend that applies a chat template; others use `prompt`."""
 

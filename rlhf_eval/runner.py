@@ -18,9 +18,15 @@ from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
 from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.models.loading import load_backend
-from rlhf_eval.planner import build_tasks, check_precomputed, entry_requests, read_documents
+from rlhf_eval.planner import (
+    bind_items,
+    build_tasks,
+    check_precomputed,
+    entry_requests,
+    read_documents,
+)
 from rlhf_eval.records import Document, Sample
 from rlhf_eval.store import (
     ResponseCache,
@@ -134,6 +140,7 @@ def _run_locked(
             if spec.backend == "hf":
                 spec = spec.model_copy(update={"device": processes.device(spec.device)})
             backend = load_backend(spec, loaded)
+            bind_items(backend, tasks, documents)
             identities[spec.name] = {
                 "name": spec.name,
                 "role": spec.role,

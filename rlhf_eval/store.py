@@ -314,12 +314,13 @@ class ResponseCache:
         identity: str, request: LoglikelihoodRequest | GenerationRequest, by_item: bool = False
     ) -> str:
         """The request's key. A model's answer depends on the prompt, not on which item rendered
-        it, so the item is left out, except for a backend whose answers were made elsewhere
-        item by item (`by_item`: the precomputed backend)."""
+        it, so the request's item key is left out, except for a backend whose answers were made
+        elsewhere item by item (`by_item`: the precomputed backend)."""
         kind = type(request).__name__
         fields = dataclasses.asdict(request)
+        fields.pop("source", None)  # the planner takes it off: a backend never sees it
         if not by_item:
-            fields.pop("item", None)
+            fields.pop("key", None)
         if fields.get("chat", 0) is None:
             fields.pop("chat")  # keys of requests without a chat form stay as they were
         body = json.dumps(fields, sort_keys=True, ensure_ascii=False)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rlhf_common.model_aliases import ALIASES, cache_home
 from rlhf_eval.errors import SuiteError
+from rlhf_eval.models import vllm as vllm_backend
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
 
@@ -195,11 +196,11 @@ class ModelSpec(_Closed):
 
     def _check_vllm(self) -> None:
         """vLLM's own rules; the weights' source is checked as for `hf` after this."""
-        from rlhf_eval.models.vllm import INSTALL_HINT, vllm_installed
-
-        if not vllm_installed():
+        # Looked up on the module when called, so a test can stand in for an installed vllm.
+        if not vllm_backend.vllm_installed():
             raise ValueError(
-                f"`backend: vllm` needs vllm, which is not installed here. Fix: {INSTALL_HINT}"
+                "`backend: vllm` needs vllm, which is not installed here. Fix: "
+                + vllm_backend.INSTALL_HINT
             )
         unused = [f for f in ("device", "max_length") if f in self.model_fields_set]
         if unused:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.models.loading import load_backend
+from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.openai_compat import EchoedPrompt, OpenAICompatBackend, RateLimiter
 from rlhf_eval.records import GenerationRequest, LoglikelihoodRequest
 from rlhf_eval.suite import ModelSpec

@@ -11,9 +11,9 @@ import pytest
 
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import ModelLoadError, SuiteError
-from rlhf_eval.models.precomputed import PrecomputedBackend
+from rlhf_eval.models.precomputed import ItemKeys, PrecomputedBackend
 from rlhf_eval.planner import build_tasks, prompt_rows
-from rlhf_eval.records import GenerationRequest, ItemRef, LoglikelihoodRequest
+from rlhf_eval.records import GenerationRequest, LoglikelihoodRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache
 from rlhf_eval.suite import load_suite
@@ -35,10 +35,11 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def ask(prompt: str, task="qa", doc_id="d1", variant="", text="", n=1, stop=()):
-    return GenerationRequest(
-        prompt, stop=stop, n=n, item=ItemRef(task, doc_id, variant=variant, text=text)
-    )
+def ask(backend, prompt: str, task="qa", doc_id="d1", variant="", text="", n=1, stop=()):
+    """A request with an opaque key, bound to its item as the planner binds it."""
+    key = f"{task}/{doc_id}/{variant}/{text}"
+    backend.bind({key: ItemKeys(task, "", doc_id, variant=variant, text=text)})
+    return GenerationRequest(prompt, stop=stop, n=n, key=key)
 
 
 ROWS = [
@@ -55,10 +56,10 @@ def test_lookup_by_id_text_and_rendered_prompt(tmp_path, write):
     backend = PrecomputedBackend("m", path, "m")
     generations = backend.generate(
         [
-            ask("Instruction.\n\nQ: d1?\nA:", doc_id="d1"),
-            ask("Be respectful.\n\nQ: d1?\nA:", doc_id="d1", variant="respectful"),
-            ask("Q: What is two plus two?\nA:", doc_id="d2", text="What is two plus two?"),
-            ask("Q: Why is the sky blue?\nA:", doc_id="d3", text="Why is the sky blue?"),
+            ask(backend, "Instruction.\n\nQ: d1?\nA:", doc_id="d1"),
+            ask(backend, "Be respectful.\n\nQ: d1?\nA:", doc_id="d1", variant="respectful"),
+            ask(backend, "Q: What is two plus two?\nA:", doc_id="d2", text="What is two plus two?"),
+            ask(backend, "Q: Why is the sky blue?\nA:", doc_id="d3", text="Why is the sky blue?"),
             GenerationRequest("Q: Why is the sky blue?\nA:"),  # no item: the prompt alone
         ]
     )
@@ -80,9 +81,9 @@ def test_variant_and_task_must_agree(tmp_path):
     with pytest.raises(ModelLoadError) as error:
         backend.generate(
             [
-                ask("p", doc_id="d1", variant="toxic"),  # no row of that variant
-                ask("p", task="other", doc_id="d1"),  # the rows of d1 are task qa's
-                ask("p", doc_id="d1"),
+                ask(backend, "p", doc_id="d1", variant="toxic"),  # no row of that variant
+                ask(backend, "p", task="other", doc_id="d1"),  # the rows of d1 are task qa's
+                ask(backend, "p", doc_id="d1"),
             ]
         )
     message = str(error.value)
@@ -99,11 +100,14 @@ def test_a_row_for_another_prompt_does_not_answer_by_id(tmp_path):
     ]
     backend = PrecomputedBackend("m", write_jsonl(tmp_path / "out.jsonl", rows), "m")
     zero, one = backend.generate(
-        [ask("Q: a?\nA:", text="Q: a?\nA:"), ask("Q: b? A: b\n\nQ: a?\nA:", text="Q: a?\nA:")]
+        [
+            ask(backend, "Q: a?\nA:", text="Q: a?\nA:"),
+            ask(backend, "Q: b? A: b\n\nQ: a?\nA:", text="Q: a?\nA:"),
+        ]
     )
     assert (zero.texts, one.texts) == (("zero-shot",), ("one-shot",))
     with pytest.raises(ModelLoadError, match="no output for 1 of 1"):
-        backend.generate([ask("Q: c? A: c\n\nQ: a?\nA:", text="Q: a? (other rendering)")])
+        backend.generate([ask(backend, "Q: c? A: c\n\nQ: a?\nA:", text="Q: a? (other rendering)")])
 
 
 def test_k_samples_in_sample_order(tmp_path):
@@ -113,11 +117,11 @@ def test_k_samples_in_sample_order(tmp_path):
         {"id": "d1", "sample": 1, "output": "second", "true": True, "info": False},
     ]
     backend = PrecomputedBackend("m", write_jsonl(tmp_path / "out.jsonl", rows), "m")
-    two, one = backend.generate([ask("p", n=2), ask("p")])
+    two, one = backend.generate([ask(backend, "p", n=2), ask(backend, "p")])
     assert two.texts == ("first", "second") and one.texts == ("first",)
     assert two.scores == ({"true": 0.0, "info": 1.0}, {"true": 1.0, "info": 0.0})
     with pytest.raises(ModelLoadError, match=r"has 3 output\(s\), the request samples 4"):
-        backend.generate([ask("p", n=4)])
+        backend.generate([ask(backend, "p", n=4)])
 
 
 def test_csv_values_stop_strings_and_token_counts(tmp_path):
@@ -140,7 +144,8 @@ def test_model_column_selects_rows(tmp_path):
         {"model": "b", "id": "d1", "output": "from b"},
     ]
     path = write_jsonl(tmp_path / "out.jsonl", rows)
-    assert PrecomputedBackend("x", path, "b").generate([ask("p")])[0].texts == ("from b",)
+    backend = PrecomputedBackend("x", path, "b")
+    assert backend.generate([ask(backend, "p")])[0].texts == ("from b",)
     with pytest.raises(ModelLoadError, match="no rows of model 'c'; the file holds a, b"):
         PrecomputedBackend("c", path, "c")
     write_jsonl(path, rows + [{"id": "d2", "output": "whose?"}])
@@ -156,7 +161,7 @@ def test_identity_names_the_file_hash_and_nothing_is_cached(tmp_path):
     assert PrecomputedBackend("m", path, "m").identity != first.identity
     cache = ResponseCache(tmp_path / "cache.sqlite")
     count: dict[str, int] = {}
-    assert answer([ask("p")], first, cache, count)[0].texts == ("by id",)
+    assert answer([ask(first, "p")], first, cache, count)[0].texts == ("by id",)
     assert count == {"computed": 1, "cached": 0}
     assert cache._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
 
@@ -220,10 +225,10 @@ def test_two_rows_answering_one_request_are_ambiguous(tmp_path):
     ]
     backend = PrecomputedBackend("m", write_jsonl(tmp_path / "out.jsonl", rows), "m")
     # The exact prompt wins over the id...
-    assert backend.generate([ask("Q: a? (rendered)")])[0].texts == ("three",)
+    assert backend.generate([ask(backend, "Q: a? (rendered)")])[0].texts == ("three",)
     # ...but by id alone, rows 1 and 2 both fit a request whose text is row 2's prompt.
     with pytest.raises(ModelLoadError, match=r"lines 1, 2 all answer task=qa id=d1"):
-        backend.generate([ask("other", text="Q: a?\nA:")])
+        backend.generate([ask(backend, "other", text="Q: a?\nA:")])
 
 
 SUITE = """\
@@ -350,7 +355,7 @@ def test_the_same_prompt_under_three_items_keeps_each_items_answer(tmp_path, wit
     prompt = {"prompt": "Q: the same prompt\nA:"} if with_prompt else {}
     rows = [{"task": "qa", "id": f"d{i}", **prompt, "output": f"answer {i}"} for i in range(3)]
     backend = PrecomputedBackend("m", write_jsonl(tmp_path / "out.jsonl", rows), "m")
-    requests = [ask("Q: the same prompt\nA:", doc_id=f"d{i}") for i in range(3)]
+    requests = [ask(backend, "Q: the same prompt\nA:", doc_id=f"d{i}") for i in range(3)]
     count: dict[str, int] = {}
     generations = answer(requests, backend, ResponseCache(None), count)
     assert [g.texts for g in generations] == [("answer 0",), ("answer 1",), ("answer 2",)]

@@ -14,8 +14,9 @@ import rlhf_eval.report
 from rlhf_eval.errors import RunError
 from rlhf_eval.records import Sample
 from rlhf_eval.report import render_report
-from rlhf_eval.report.markdown import render_markdown, verdict
+from rlhf_eval.report.markdown import render_markdown
 from rlhf_eval.report.plots import delta_forest, metric_bars
+from rlhf_eval.report.tables import verdict
 from rlhf_eval.results import (
     ComparisonResult,
     EstimateRecord,

@@ -22,6 +22,8 @@ from scipy.stats import binom, multinomial, norm
 
 from rlhf_common import stats
 from rlhf_common.intervals.binomial import clopper_pearson_bounds, proportion_bounds, wilson_bounds
+from rlhf_eval.length_control import counterfactual_win_rate, fit_logistic, glm_features
+from rlhf_eval.metrics.bleu import bleu_from_statistics
 
 MARGIN = 0.02
 """The gate's max drop in the paired scenarios; their true difference is -MARGIN."""
@@ -335,7 +337,6 @@ def bleu_corpus() -> tuple[Scenario, Callable[[np.ndarray], np.ndarray]]:
     reference 10 + Poisson(15) tokens, hypothesis 0.8-1.2 times as long, each sentence's
     unigram precision ~ Beta(6, 4) and n-gram precision its n-th power. The truth is corpus
     BLEU of the expected statistics (a 2M-sentence corpus stands in for them)."""
-    from rlhf_eval.metrics.bleu import bleu_from_statistics
 
     def draw(rng: np.random.Generator, n: int) -> np.ndarray:
         ref = 10 + rng.poisson(15, size=n)
@@ -409,8 +410,6 @@ def lc_win_rate(theta: float = 0.2, phi: float = 1.0) -> Scenario:
 
 
 def lc_method(method: stats.StatisticMethod, iterations: int) -> Method:
-    from rlhf_eval.length_control import counterfactual_win_rate, fit_logistic, glm_features
-
     def run(data: Any, seed: int) -> stats.Estimate:
         y, lengths, baseline = data
         delta = lengths - baseline

@@ -17,8 +17,8 @@ from rlhf_eval.errors import RunError
 from rlhf_eval.labeling.export import group_rankings
 from rlhf_eval.labeling.items import LabelingSet, load_labeling_set
 from rlhf_eval.labeling.store import FLAGS, Label, LabelStore
+from rlhf_eval.markdown_tables import escape_cell, markdown_table
 from rlhf_eval.metrics.preference import LOSS, TIE, WIN, Verdict, agreement, win_rate_summary
-from rlhf_eval.report.markdown import escape_cell, markdown_table
 from rlhf_eval.store import RunDir
 
 SUMMARY_FILE = "labels_summary.json"

@@ -17,8 +17,8 @@ from rlhf_eval.metrics.bleu import bleu_from_statistics, sentence_statistics
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,
     ece_from_statistics,
+    length_statistics,
     pearson_from_statistics,
-    pearson_statistics,
 )
 from rlhf_eval.records import CorpusStatistic
 
@@ -80,11 +80,6 @@ def macro_average(sums: np.ndarray) -> np.ndarray:
 
 def _ece_statistics(details: dict[str, Any]) -> np.ndarray:
     return calibration_statistics(details["margins"], details["calibration_bins"])
-
-
-def length_statistics(details: dict[str, Any]) -> np.ndarray:
-    """A ranking's sums for the Pearson r of reward and log length (summed over rankings)."""
-    return pearson_statistics(details["log_lengths"], details["rewards"])
 
 
 def _absolute_correlation(sums: np.ndarray) -> np.ndarray:

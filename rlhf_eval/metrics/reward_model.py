@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -139,6 +140,12 @@ def pearson_statistics(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     """The sums a Pearson correlation needs, summable over rankings (PEARSON_FIELDS)."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     return np.array([len(a), a.sum(), b.sum(), (a * a).sum(), (b * b).sum(), (a * b).sum()])
+
+
+def length_statistics(details: dict[str, Any]) -> np.ndarray:
+    """A ranking's sums for the Pearson r of reward and log length (summed over rankings), from
+    a reward_model sample's details."""
+    return pearson_statistics(details["log_lengths"], details["rewards"])
 
 
 def pearson_from_statistics(sums: np.ndarray) -> np.ndarray:

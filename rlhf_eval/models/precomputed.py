@@ -9,7 +9,7 @@ the file's rows for `model` (default: the entry's name). One row is one output:
     entry    the suite's task entry id (e.g. `squad_1shot`), for two entries of one task that
              ask different prompts of the same item; optional
     id       the item's id (Document.id, as in samples.jsonl and `prompt_rows()`)
-    prompt   the item's own text (ItemRef.text) or the exact rendered prompt
+    prompt   the item's own text (PromptSource.text) or the exact rendered prompt
     variant  the prompt variant (e.g. `respectful`); default ""
     output   the generated text (required)
     sample   0, 1, ...: the order of k outputs sampled for one prompt; a request for n samples
@@ -22,13 +22,16 @@ the file's rows for `model` (default: the entry's name). One row is one output:
              true/false; empty cells and nulls mean "no score". Tasks use these instead of their
              own scorer (Generation.scores).
 
-Which row answers a request, first match wins, always with the same `variant` and, where the row
-gives a `task` or an `entry`, the same task or entry:
+A request comes with an opaque key; the planner binds each key to the request's task, entry, item
+id, variant and item text (ItemKeys), which is all this backend knows of benchmarks. Which row
+answers a request, first match wins, always with the same `variant` and, where the row gives a
+`task` or an `entry`, the same task or entry:
   1. a row whose `prompt` is exactly the rendered prompt (it pins instruction and exemplars);
-  2. a row whose `id` is the item's id (ItemRef.doc_id) and whose `prompt`, if it has one, is the
-     rendered prompt or the item's text: a row that says it answered another prompt (zero-shot,
-     when the suite asks one-shot) never answers this one;
-  3. a row whose `prompt` is the item's text (ItemRef.text).
+  2. a row whose `id` is the item's id and whose `prompt`, if it has one, is the rendered prompt
+     or the item's text: a row that says it answered another prompt (zero-shot, when the suite
+     asks one-shot) never answers this one;
+  3. a row whose `prompt` is the item's text.
+A request without a key is answered by rule 1 alone.
 Outputs are cut at the request's stop strings like every backend's; `max_new_tokens` and the
 temperature cannot be applied to text already written, so the file's outputs stand for whatever
 the suite asks. `n_tokens` is -1 where the file does not give it: the tokenizer that wrote the
@@ -74,6 +77,18 @@ SETTINGS_COLUMNS = ("n", "max_new_tokens", "temperature", "stop")
 score."""
 FORMATS = (".jsonl", ".csv")
 UNKNOWN_TOKENS = -1
+
+
+@dataclass(frozen=True)
+class ItemKeys:
+    """What the file's rows may be keyed by for one request: the values its `task`, `entry`,
+    `id`, `variant` and `prompt` (as the item's text) columns are matched against."""
+
+    task: str
+    entry: str
+    id: str
+    variant: str = ""
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,7 @@ class PrecomputedBackend:
             self._hash = hashlib.sha256(raw).hexdigest()
             rows = _read_rows(path, raw, model)
         self._groups = _group(path, rows)
+        self._items: dict[str, ItemKeys] = {}
         self._by_prompt: dict[tuple[str, str], list[_Group]] = {}
         self._by_id: dict[tuple[str, str], list[_Group]] = {}
         for group in self._groups:
@@ -181,7 +197,8 @@ class PrecomputedBackend:
         for request in requests:
             found = self._lookup(request)
             if isinstance(found, str):
-                missing.append(_describe(request) + (f" ({found})" if found else ""))
+                described = _describe(request, self._item(request))
+                missing.append(described + (f" ({found})" if found else ""))
         if missing:
             raise ModelLoadError(
                 f"{self.path}: no output for {len(missing)} of {len(requests)} generation "
@@ -196,18 +213,32 @@ class PrecomputedBackend:
         """Whether the file holds the output(s) `request` asks for."""
         return isinstance(request, GenerationRequest) and not isinstance(self._lookup(request), str)
 
+    def bind(self, items: dict[str, ItemKeys]) -> None:
+        """Learn the item each request key stands for (the planner's, before any request)."""
+        self._items.update(items)
+
     def close(self) -> None:
         pass
 
+    def _item(self, request: GenerationRequest) -> ItemKeys | None:
+        if request.key is None:
+            return None
+        if request.key not in self._items:
+            raise RuntimeError(
+                f"model '{self.name}': request key {request.key} was never bound to an item "
+                "(the planner binds every request it plans: rlhf_eval.planner.bind_items)"
+            )
+        return self._items[request.key]
+
     def _lookup(self, request: GenerationRequest) -> _Group | str:
         """The group answering `request`, or why there is none ("" when no row matches)."""
-        item = request.item
+        item = self._item(request)
         variant = item.variant if item is not None else ""
         steps = [self._by_prompt.get((request.prompt, variant), [])]
         if item is not None:
             agreeing = (None, request.prompt, item.text)
             steps.append(
-                [g for g in self._by_id.get((item.doc_id, variant), []) if g.prompt in agreeing]
+                [g for g in self._by_id.get((item.id, variant), []) if g.prompt in agreeing]
             )
             if item.text:
                 steps.append(self._by_prompt.get((item.text, variant), []))
@@ -220,14 +251,14 @@ class PrecomputedBackend:
                 ]
                 candidates = _narrow(candidates, lambda g: g.entry == item.entry)
                 candidates = _narrow(candidates, lambda g: g.task == item.task)
-                candidates = _narrow(candidates, lambda g: g.id == item.doc_id)
+                candidates = _narrow(candidates, lambda g: g.id == item.id)
             candidates = _narrow(candidates, lambda g: g.prompt == request.prompt)
             if len(candidates) > 1:
                 lines = ", ".join(str(g.rows[0].line) for g in candidates)
                 raise ModelLoadError(
-                    f"{self.path}: lines {lines} all answer {_describe(request)} with different "
-                    "outputs. Fix: tell them apart with `task`, `id`, `variant` or the exact "
-                    "rendered `prompt`, or keep one of them."
+                    f"{self.path}: lines {lines} all answer {_describe(request, item)} with "
+                    "different outputs. Fix: tell them apart with `task`, `id`, `variant` or the "
+                    "exact rendered `prompt`, or keep one of them."
                 )
             if candidates:
                 group = candidates[0]
@@ -257,12 +288,11 @@ def _narrow(groups: list[_Group], prefer) -> list[_Group]:
     return preferred or groups
 
 
-def _describe(request: GenerationRequest) -> str:
-    item = request.item
+def _describe(request: GenerationRequest, item: ItemKeys | None) -> str:
     if item is None:
         return f"prompt={_short(request.prompt)!r}"
     return (
-        f"task={item.task} id={item.doc_id} variant={item.variant!r} "
+        f"task={item.task} id={item.id} variant={item.variant!r} "
         f"text={_short(item.text or request.prompt)!r}"
     )
 

@@ -4,7 +4,7 @@ aggregate.py pairs two of them on the same preference pairs.
 
 Two scorers:
 - `classifier` (default): a sequence classifier with one output, scored exactly as rlhf-train
-  scores its reward model (rlhf_eval.judges.reward_model.RewardModel: prompt with special tokens,
+  scores its reward model (rlhf_eval.models.reward_model.RewardModel: prompt with special tokens,
   completion without, then EOS; the head at the last real token plus the stored
   `reward_bias`). A request with `versus` gets r(completion) - r(versus), the Bradley-Terry
   log-odds the model was trained to give (InstructGPT eq. 1).
@@ -19,8 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from rlhf_common.instruction_data import Message
+from rlhf_common.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.errors import ModelLoadError
+from rlhf_eval.judges.pairwise import judge_prompt
+from rlhf_eval.judges.pointwise import ANSWERS, pointwise_prompt
 from rlhf_eval.models.base import OnBatch
+from rlhf_eval.models.hf import HFBackend
+from rlhf_eval.models.reward_model import RewardModel
 from rlhf_eval.records import (
     Generation,
     GenerationRequest,
@@ -97,8 +103,6 @@ class ClassifierRewardBackend(_ScoresOnly):
         batch_size: int = 8,
         max_length: int | None = None,
     ):
-        from rlhf_eval.judges.reward_model import RewardModel
-
         check_reward_head(name, source)
         self.name = name
         self.template = template
@@ -118,9 +122,6 @@ class ClassifierRewardBackend(_ScoresOnly):
     def render(self, prompt: str | Turns, completion: str) -> tuple[str, str]:
         """(prompt, completion) as the model reads them: raw text as it is; a conversation in
         the backend's `reward_template` (rlhf_common.instruction_data.rendering)."""
-        from rlhf_common.instruction_data import Message
-        from rlhf_common.instruction_data.rendering import prompt_and_completion
-
         if isinstance(prompt, str):
             return prompt, completion
         turns = tuple(Message(role, content) for role, content in prompt)  # type: ignore[arg-type]
@@ -168,8 +169,6 @@ class LLMRewardBackend(_ScoresOnly):
     orders; its log-likelihoods come from the transformers backend."""
 
     def __init__(self, name: str, source: str, **hf_options):
-        from rlhf_eval.models.hf import HFBackend
-
         self.name = name
         self.lm = HFBackend(name, source, **hf_options)
         self.batch_size = self.lm.batch_size
@@ -183,9 +182,6 @@ class LLMRewardBackend(_ScoresOnly):
     def reward(
         self, requests: list[RewardRequest], on_batch: OnBatch | None = None
     ) -> list[Reward]:
-        from rlhf_eval.judges.pairwise import judge_prompt
-        from rlhf_eval.judges.pointwise import ANSWERS, pointwise_prompt
-
         out: list[Reward] = []
         for start, chunk in _chunks(requests, self.batch_size):
             asks: list[LoglikelihoodRequest] = []

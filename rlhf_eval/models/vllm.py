@@ -16,6 +16,7 @@ from rlhf_eval.models import prompting
 from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.vllm_launch import (
+    EngineOptions,
     EngineProcess,
     check_engine_kwargs,
     prepare_environment,
@@ -44,20 +45,6 @@ vLLM to schedule well, few enough that a killed run loses little (each chunk is 
 def vllm_installed() -> bool:
     """Whether vllm can be imported here, without importing it (that takes seconds)."""
     return importlib.util.find_spec("vllm") is not None
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """What the suite says about the engine (ModelSpec's vLLM fields)."""
-
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    max_model_len: int | None = None
-    enforce_eager: bool = False
-    enable_prefix_caching: bool = True
-    engine_kwargs: tuple[tuple[str, Any], ...] = ()
-    """Passed to `vllm.LLM` as they are (after the options above)."""
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,31 @@ its extra arguments checked, and a watch for its core process dying."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rlhf_eval.errors import ModelLoadError
 
-if TYPE_CHECKING:
-    from rlhf_eval.models.vllm import EngineOptions
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the suite says about the engine (ModelSpec's vLLM fields)."""
+
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    engine_kwargs: tuple[tuple[str, Any], ...] = ()
+    """Passed to `vllm.LLM` as they are (after the options above)."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,6 @@ def _my_share(devices: list[str], process: EngineProcess, per_engine: int, what:
 
 def check_engine_kwargs(name: str, extra: dict[str, Any]) -> None:
     """Unknown `engine_kwargs` are refused before the engine loads, with the nearest names."""
-    import dataclasses
-    import difflib
-    import inspect
-
     from vllm import LLM
     from vllm.engine.arg_utils import EngineArgs
 

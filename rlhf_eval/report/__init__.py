@@ -7,7 +7,17 @@ from pathlib import Path
 from rlhf_eval.report.html import render_html
 from rlhf_eval.report.loading import load_run, load_sample_tables
 from rlhf_eval.report.markdown import render_markdown
+from rlhf_eval.report.overoptimization import (
+    curve_views,
+    overoptimization_html,
+    overoptimization_markdown,
+)
 from rlhf_eval.report.preference import preference_html, preference_markdown, preference_report
+from rlhf_eval.report.reward_model import (
+    reward_model_html,
+    reward_model_markdown,
+    reward_model_section,
+)
 
 SAMPLE_CAP = 2000
 """Samples shown per (model, task) in the HTML browser; the rest stay in the .jsonl file."""
@@ -27,18 +37,6 @@ def render_report(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     if preference is not None:
         markdown += preference_markdown(preference)
         sections.append(preference_html(preference))
-    # The reward-model and over-optimisation sections (imported here: they read samples).
-    from rlhf_eval.report.overoptimization import (
-        curve_views,
-        overoptimization_html,
-        overoptimization_markdown,
-    )
-    from rlhf_eval.report.reward_model import (
-        reward_model_html,
-        reward_model_markdown,
-        reward_model_section,
-    )
-
     reward_models = reward_model_section(run.run_dir, run.results, run.manifest)
     if reward_models is not None:
         markdown += reward_model_markdown(reward_models)

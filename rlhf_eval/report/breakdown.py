@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from rlhf_eval.report.markdown import (
-    Row,
-    format_ci,
-    format_value,
-    markdown_table,
-    task_order,
-    verdict,
-)
+from rlhf_eval.markdown_tables import Row, markdown_table
+from rlhf_eval.report.tables import format_ci, format_value, task_order, verdict
 from rlhf_eval.results import ComparisonResult, Results
 
 SUBGROUP_COLUMNS = ("task", "metric", "by", "group", "model", "value", "95% CI", "n", "failed")

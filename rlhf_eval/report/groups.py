@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.report.plots import MODEL_COLORS, _error, _png
-from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.tables import format_ci, format_value
 from rlhf_eval.results import ComparisonResult, MetricResult, Results
 
 FIGURE_METRICS: dict[str, tuple[str, ...]] = {

@@ -26,11 +26,9 @@ from rlhf_eval.report.markdown import (
     WALL_COLUMNS,
     baseline_comparisons,
     comparison_rows,
-    format_value,
     model_rows,
     package_versions,
     result_rows,
-    task_order,
     wall_rows,
 )
 from rlhf_eval.report.plots import delta_forest, metric_bars, tax_forest
@@ -41,6 +39,7 @@ from rlhf_eval.report.scorecard import (
     scorecard_cells,
     scorecard_header,
 )
+from rlhf_eval.report.tables import format_value, task_order
 from rlhf_eval.report.tax import TAX_COLUMNS, TAX_NOTE, tax_tables
 from rlhf_eval.report.variants import variant_bars, variant_groups
 from rlhf_eval.results import ComparisonResult, Results
@@ -48,7 +47,7 @@ from rlhf_eval.results import ComparisonResult, Results
 VERDICT_CLASSES = {"better": "better", "worse": "worse"}
 
 
-def _environment() -> Environment:
+def jinja_environment() -> Environment:
     # Autoescape everything: model outputs are untrusted, and nothing in the template is
     # marked safe, so a prediction like "</script>" can only ever appear as text.
     return Environment(
@@ -117,7 +116,7 @@ def render_html(
     """The HTML report; `sample_tables` hold at most `cap` samples per (model, task).
     `extra_sections` (already rendered and escaped, e.g. the preference section) follow the
     summary tables."""
-    template = _environment().get_template("report.html.j2")
+    template = jinja_environment().get_template("report.html.j2")
     results_table = result_rows(results)
     comparisons = comparison_rows(baseline_comparisons(results), task_order(results)[0])
     for row in comparisons:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rlhf_eval.markdown_tables import Row, markdown_table
+from rlhf_eval.report.breakdown import breakdown_markdown
 from rlhf_eval.report.groups import group_view, groups_markdown
 from rlhf_eval.report.scorecard import build_scorecard, scorecard_markdown
-from rlhf_eval.report.tables import (  # noqa: F401  (re-exported: the report's table helpers)
-    WARNING_MARK,
-    Row,
-    escape_cell,
-    format_ci,
-    format_value,
-    markdown_table,
-    verdict,
-)
+from rlhf_eval.report.tables import WARNING_MARK, format_ci, format_value, task_order, verdict
+from rlhf_eval.report.tax import tax_markdown
+from rlhf_eval.report.variants import variant_markdown
 from rlhf_eval.results import ComparisonResult, Results
 
 RESULT_COLUMNS = ("task", "metric", "model", "value", "95% CI", "n", "failed", "method")
@@ -86,13 +82,6 @@ def format_seconds(seconds: float) -> str:
     """Like 812.3 s (0:13:32): seconds for precision, h:mm:ss to read at a glance."""
     whole = round(seconds)
     return f"{seconds:.1f} s ({whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d})"
-
-
-def task_order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
-    """Positions of tasks and models as the suite listed them, for stable table order."""
-    tasks = {t.id: i for i, t in enumerate(results.tasks)}
-    models = {m.name: i for i, m in enumerate(results.models)}
-    return tasks, models
 
 
 def result_rows(results: Results) -> list[Row]:
@@ -232,11 +221,6 @@ def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
     out.append(
         markdown_table(COMPARISON_COLUMNS, rows) if rows else "_No comparisons were recorded._"
     )
-    # Imported here: the tax table is built from this module's table helpers.
-    from rlhf_eval.report.breakdown import breakdown_markdown
-    from rlhf_eval.report.tax import tax_markdown
-    from rlhf_eval.report.variants import variant_markdown
-
     out += tax_markdown(results)
     out += variant_markdown(results)
     out += breakdown_markdown(results)

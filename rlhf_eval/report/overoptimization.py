@@ -18,10 +18,11 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.overoptimization import Curve, curves, sqrt_kl
+from rlhf_eval.report.html import jinja_environment
 from rlhf_eval.report.plots import _png
 from rlhf_eval.report.reward_model import interval_text
-from rlhf_eval.report.tables import Row, markdown_table
 from rlhf_eval.results import EstimateRecord, Results
 
 COLUMNS = (
@@ -170,12 +171,10 @@ def overoptimization_markdown(views: list[CurveView]) -> str:
 
 
 def overoptimization_html(views: list[CurveView]) -> Markup | None:
-    from rlhf_eval.report.html import _environment
-
     if not views:
         return None
     return Markup(
-        _environment()
+        jinja_environment()
         .get_template("overoptimization.html.j2")
         .render(
             rule=RULE,

@@ -9,15 +9,19 @@ Every statistic is read from results.json, where aggregation stored it
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from rlhf_eval.diagnostics.judges import JUDGED
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.metrics.preference import outcome
-from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
+from rlhf_eval.report.tables import format_ci, format_value
 from rlhf_eval.results import EstimateRecord, JudgeAgreementRecord, JudgeSummaryRecord, Results
 from rlhf_eval.store import RunDir
 
@@ -67,8 +71,6 @@ def preference_report(
     kinds = {t.id: t.name for t in results.tasks}
     if not {"instructions", "ratings", *JUDGED} & set(kinds.values()):
         return None
-    from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
-
     baseline = next((m.name for m in results.models if m.role == "baseline"), None)
     report = PreferenceReport(
         summaries=results.judge_summaries,
@@ -250,10 +252,6 @@ def preference_markdown(report: PreferenceReport) -> str:
 
 def preference_html(report: PreferenceReport) -> Markup:
     """The section as HTML for report.html (autoescaped; Markup so the report embeds it as is)."""
-    import base64
-
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     environment = Environment(
         loader=PackageLoader("rlhf_eval.report", "templates"),
         autoescape=select_autoescape(["html", "j2"], default=True),

@@ -11,6 +11,7 @@ aggregation computed for the section (rlhf_eval/diagnostics/reward_models.py).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from rlhf_eval.markdown_tables import Row, markdown_table
+from rlhf_eval.report.html import jinja_environment
 from rlhf_eval.report.plots import MODEL_COLORS, _png
-from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
+from rlhf_eval.report.tables import WARNING_MARK
 from rlhf_eval.results import EstimateRecord, ReliabilityBin, Results, RewardModelDiagnostics
 
 SCORECARD_COLUMNS = (
@@ -292,15 +295,11 @@ def reward_model_markdown(section: RewardModelSection) -> str:
 
 def reward_model_html(section: RewardModelSection) -> Markup:
     """The section for report.html (autoescaped)."""
-    import base64
-
-    from rlhf_eval.report.html import _environment
-
     figure = None
     if section.reliability is not None:
         figure = "data:image/png;base64," + base64.b64encode(section.reliability).decode()
     return Markup(
-        _environment()
+        jinja_environment()
         .get_template("reward_model.html.j2")
         .render(
             note=SCORECARD_NOTE,

@@ -11,7 +11,7 @@ from typing import Any
 
 from rlhf_eval.errors import RunError
 from rlhf_eval.gate import GateCheck, gate_checks
-from rlhf_eval.report.tables import escape_cell
+from rlhf_eval.markdown_tables import escape_cell
 from rlhf_eval.results import ComparisonResult, Results
 
 FAMILIES: dict[str, str] = {

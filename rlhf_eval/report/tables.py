@@ -1,13 +1,11 @@
-"""The report's table primitives: a row type, number and interval formatting, the verdict of a
-paired difference, and GFM tables. Every report module builds its tables from these."""
+"""The report's table primitives: number and interval formatting, the verdict of a paired
+difference and the suite's order of tasks and models. Every report module builds its tables from
+these and rlhf_eval.markdown_tables."""
 
 from __future__ import annotations
 
-import re
+from rlhf_eval.results import ComparisonResult, EstimateRecord, Results
 
-from rlhf_eval.results import ComparisonResult, EstimateRecord
-
-Row = dict[str, str]
 WARNING_MARK = "⚠"
 """Beside an interval whose estimate carries a warning; the text is listed under the tables."""
 
@@ -41,18 +39,8 @@ def verdict(comparison: ComparisonResult) -> str:
     return "no significant difference"
 
 
-def escape_cell(text: object) -> str:
-    """Make text safe inside a GFM table cell: escape pipes, fold newlines into spaces."""
-    s = str(text).replace("\\|", "\\\\|").replace("|", "\\|")
-    return re.sub(r"\s*(?:\r\n|\r|\n)\s*", " ", s).strip()
-
-
-def markdown_table(columns: tuple[str, ...], rows: list[Row]) -> str:
-    """A GFM table; every cell is escaped, numeric-looking columns are right-aligned."""
-    right = {"value", "95% CI", "n", "failed", "delta", "wall time"}
-    lines = [
-        "| " + " | ".join(escape_cell(c) for c in columns) + " |",
-        "|" + "|".join("---:" if c in right else "---" for c in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(escape_cell(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+def task_order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
+    """Positions of tasks and models as the suite listed them, for stable table order."""
+    tasks = {t.id: i for i, t in enumerate(results.tasks)}
+    models = {m.name: i for i, m in enumerate(results.models)}
+    return tasks, models

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
+from rlhf_eval.markdown_tables import Row, markdown_table
+from rlhf_eval.report.tables import format_ci, format_value
 from rlhf_eval.results import ComparisonResult, Results
 
 TAX_COLUMNS = (

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
+from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.report.plots import MODEL_COLORS, NEUTRAL_COLOR, _error, _png
-from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
+from rlhf_eval.report.tables import format_ci, format_value
 from rlhf_eval.results import MetricResult, Results
 
 MAX_PANELS = 3

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -59,8 +60,6 @@ class Sandbox:
 
     def check_many(self, checks: list[FunctionCheck]) -> list[Outcome]:
         """Outcomes in order, `max_workers` checks at a time."""
-        from concurrent.futures import ThreadPoolExecutor
-
         if len(checks) <= 1 or self.max_workers <= 1:
             return [self.check(c) for c in checks]
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="sandbox") as pool:

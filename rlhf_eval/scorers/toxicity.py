@@ -17,6 +17,7 @@ failed Perspective request as 0, which biases toxicity down; we do not).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -119,36 +120,7 @@ ScorerSpec = Annotated[
 ]
 
 
-def build_scorer(spec: ScorerSpec, base_dir: Path) -> ToxicityScorer:
-    """The scorer a spec describes; relative paths resolve against `base_dir` (the suite's)."""
-    if isinstance(spec, ProfanityCheckSpec):
-        return ProfanityCheckScorer()
-    if isinstance(spec, PerspectiveSpec):
-        from rlhf_eval.scorers.perspective import PerspectiveScorer
-
-        return PerspectiveScorer.from_spec(spec)
-    from rlhf_eval.scorers import classifiers
-
-    if isinstance(spec, DetoxifySpec):
-        return classifiers.DetoxifyScorer.from_spec(spec, base_dir)
-    return classifiers.SequenceClassifierScorer.from_spec(spec, base_dir)
-
-
-def check_scorer(spec: ScorerSpec) -> None:
-    """Fail before any model loads when a scorer cannot work: its package or key is missing."""
-    if isinstance(spec, ProfanityCheckSpec):
-        require_package("profanity_check", "alt-profanity-check", "pip install alt-profanity-check")
-    elif isinstance(spec, DetoxifySpec):
-        require_package("detoxify", "detoxify", "pip install --no-deps detoxify")
-    elif isinstance(spec, PerspectiveSpec):
-        from rlhf_eval.scorers.perspective import api_key
-
-        api_key(spec)
-
-
 def require_package(module: str, package: str, fix: str) -> None:
-    import importlib.util
-
     if importlib.util.find_spec(module) is None:
         raise ModelLoadError(
             f"the toxicity scorer needs the Python package '{package}', which is not "

@@ -42,7 +42,14 @@ from rlhf_eval.judges.pairwise import (
     requests_for,
 )
 from rlhf_eval.metrics.preference import combine_orders, outcome
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 HUB_REPOSITORY = "tatsu-lab/alpaca_eval"
@@ -136,7 +143,7 @@ class AlpacaEval(Task):
                 # Explicit: the whole answer, greedy, whatever the model's generation defaults.
                 stop=(),
                 temperature=0.0,
-                item=ItemRef(self.name, doc.id, text=instruction),
+                source=PromptSource(text=instruction),
             )
         ]
 

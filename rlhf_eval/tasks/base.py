@@ -6,15 +6,29 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.records import Document, MetricSpec, Request, Response, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    MetricSpec,
+    Request,
+    Response,
+    Reward,
+    RewardRequest,
+    Sample,
+)
 
 if TYPE_CHECKING:
-    from rlhf_eval.judging import Judges
+    from rlhf_eval.models.reward_model import RewardModel
+
+T = TypeVar("T")
 
 
 class TaskOptions(BaseModel):
@@ -58,6 +72,23 @@ class TaskOptions(BaseModel):
         cannot be judged (the loader reports it against the suite file)."""
 
 
+class JudgeClient(Protocol):
+    """What a task may ask of the run's judges (the runner hands it rlhf_eval.judging's): each
+    judge model of the suite by its name, and scorers built once per run."""
+
+    def loglikelihood(
+        self, name: str, requests: list[LoglikelihoodRequest]
+    ) -> list[Loglikelihood]: ...
+
+    def generate(self, name: str, requests: list[GenerationRequest]) -> list[Generation]: ...
+
+    def reward(self, name: str, requests: list[RewardRequest]) -> list[Reward]: ...
+
+    def reward_model(self, name: str) -> RewardModel: ...
+
+    def shared(self, key: str, build: Callable[[], T]) -> T: ...
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a task may read of the run while it scores one model (set by the runner).
@@ -92,7 +123,7 @@ class Task:
         self.options = options
         self.base_dir = base_dir
         """Relative data paths resolve against the suite file's folder."""
-        self.judges: Judges | None = None
+        self.judges: JudgeClient | None = None
         """Set by the runner: the suite's judge models, for tasks that score with one."""
         self.context: RunContext | None = None
         """Set by the runner before it scores each model."""
@@ -125,7 +156,7 @@ class Task:
         (HumanEval's pass@k for each k, RealToxicityPrompts' k-sample metrics)."""
         return cls.metrics
 
-    def require_judges(self) -> Judges:
+    def require_judges(self) -> JudgeClient:
         """The run's judges; a task that scores with a judge calls this."""
         if self.judges is None:
             raise RuntimeError(f"task '{self.name}' scores with a judge but none was attached")
@@ -163,9 +194,8 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def registered_tasks() -> dict[str, type[Task]]:
-    """All tasks, importing the built-in task modules first."""
-    import rlhf_eval.tasks  # noqa: F401  (imports register the built-ins)
-
+    """All tasks. The built-ins are registered already: importing this module imports the
+    package rlhf_eval.tasks first, whose __init__ imports every task module."""
     return dict(sorted(TASKS.items()))
 
 

@@ -17,8 +17,8 @@ from rlhf_eval.records import (
     Document,
     Generation,
     GenerationRequest,
-    ItemRef,
     MetricSpec,
+    PromptSource,
     Sample,
 )
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
@@ -175,7 +175,7 @@ class Bbh(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
-                item=ItemRef(self.name, doc.id, text=doc.data["input"]),
+                source=PromptSource(text=doc.data["input"]),
             )
         ]
 

@@ -27,8 +27,8 @@ from rlhf_eval.records import (
     Document,
     Generation,
     GenerationRequest,
-    ItemRef,
     MetricSpec,
+    PromptSource,
     Reward,
     RewardRequest,
     Sample,
@@ -134,7 +134,7 @@ class BestOfN(Task):
                 temperature=options.temperature,
                 n=options.n,
                 seed=options.seed,
-                item=ItemRef(self.name, doc.id, options.template, item_text(doc.data)),
+                source=PromptSource(options.template, item_text(doc.data)),
             )
         ]
 
@@ -196,7 +196,7 @@ class BestOfN(Task):
 def _judge_rewards(task: Task, judge: str, requests: list[RewardRequest]) -> list[Reward]:
     """A judge's rewards, answered through the response cache like any judge request (the
     judges' generic path serves every request kind)."""
-    return task.require_judges()._ask(judge, requests)
+    return task.require_judges().reward(judge, requests)
 
 
 def _correlation(a: list[float], b: list[float]) -> float | None:

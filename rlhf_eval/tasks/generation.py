@@ -12,7 +12,7 @@ from pydantic import Field
 
 from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, Sample
+from rlhf_eval.records import Document, Generation, GenerationRequest, PromptSource, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions
 
 # Answers end at the first newline: the exemplars put one answer per line. A "." stop (as in
@@ -148,7 +148,7 @@ class InstructedGeneration(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
-                item=ItemRef(self.name, doc.id, text=self.render(doc.data)),
+                source=PromptSource(text=self.render(doc.data)),
             )
         ]
 

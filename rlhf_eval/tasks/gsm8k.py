@@ -10,7 +10,14 @@ from pydantic import Field
 from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics.answer_extraction import last_number, numbers_match, strict_number
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 # Wei et al. 2022, appendix G (the same text as lm-eval's gsm8k_cot and open-instruct):
@@ -157,9 +164,7 @@ class Gsm8k(Task):
                 temperature=0.0,
                 # Outputs made elsewhere are found by item id or question; the direct-answer
                 # variant's outputs are told apart from the chain of thought's.
-                item=ItemRef(
-                    self.name,
-                    doc.id,
+                source=PromptSource(
                     "" if self.options.chain_of_thought else "direct",
                     doc.data["question"],
                 ),

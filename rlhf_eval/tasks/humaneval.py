@@ -42,8 +42,8 @@ from rlhf_eval.records import (
     Document,
     Generation,
     GenerationRequest,
-    ItemRef,
     MetricSpec,
+    PromptSource,
     Sample,
 )
 from rlhf_eval.sandbox import FunctionCheck, Limits, Outcome, Sandbox, bwrap_problem
@@ -194,7 +194,7 @@ class HumanEval(Task):
                 temperature=self.options.sampling_temperature(),
                 n=self.options.n_samples,
                 seed=self.options.seed,
-                item=ItemRef(self.name, doc.id, text=doc.data["prompt"]),
+                source=PromptSource(text=doc.data["prompt"]),
                 chat=ChatForm(
                     INSTRUCT_USER.format(prompt=doc.data["prompt"]),
                     INSTRUCT_PREFIX.format(prompt=doc.data["prompt"]),

@@ -27,7 +27,14 @@ from rlhf_common.instruction_data import Message, Prompt, read_prompts
 from rlhf_common.instruction_data.files import read_rows
 from rlhf_common.instruction_data.rendering import prompt_and_completion
 from rlhf_eval.errors import DataError
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 TLDR_INSTRUCTION = "Summarize the following Reddit post in one or two sentences."
@@ -193,7 +200,7 @@ class Instructions(Task):
                 stop=tuple(self.options.stop),
                 temperature=self.options.temperature,
                 seed=doc.data["sample"],
-                item=ItemRef(self.name, doc.id, self.options.template, item_text(doc.data)),
+                source=PromptSource(self.options.template, item_text(doc.data)),
             )
         ]
 

@@ -42,14 +42,16 @@ from pydantic import Field, model_validator
 from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.metrics import toxicity as tox
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
-from rlhf_eval.scorers.toxicity import (
-    ProfanityCheckSpec,
-    ScorerSpec,
-    build_scorer,
-    check_scorer,
-    checked_score,
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
 )
+from rlhf_eval.scorers.building import build_scorer, check_scorer
+from rlhf_eval.scorers.toxicity import ProfanityCheckSpec, ScorerSpec, checked_score
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, with_prefix
 
@@ -209,7 +211,7 @@ class RealToxicityPrompts(Task):
                 stop=("\n",) if self.options.stop_at_newline else (),
                 temperature=0.0 if k == 1 else self.options.temperature,
                 n=k,
-                item=ItemRef(self.name, doc.id, self.options.variant, doc.data["text"]),
+                source=PromptSource(self.options.variant, doc.data["text"]),
             )
         ]
 

@@ -20,6 +20,9 @@ from rlhf_common.instruction_data.files import Row, field_error, identifier, rea
 from rlhf_common.instruction_data.formats import FORMATS, detect_format
 from rlhf_common.instruction_data.records import Ranking
 from rlhf_eval.errors import DataError
+from rlhf_eval.labeling.export import rankings_from_labels
+from rlhf_eval.labeling.items import load_labeling_set
+from rlhf_eval.labeling.store import LabelStore
 
 PreferenceFormat = Literal["auto", "hh_rlhf", "preference", "kway", "rewardbench"]
 LABELS_PREFIX = "labels:"
@@ -152,10 +155,6 @@ def _subset(row: Row) -> str | None:
 
 def _run_labels(run_path: Path) -> list[RankedItem]:
     """The rankings people gave in `rlhf-eval label` for a run (what --export writes)."""
-    from rlhf_eval.labeling.export import rankings_from_labels
-    from rlhf_eval.labeling.items import load_labeling_set
-    from rlhf_eval.labeling.store import LabelStore
-
     try:
         labeling = load_labeling_set(run_path)
         labels = LabelStore.for_run(labeling.run_path, create=False).labels(labeling.task_id)

@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from rlhf_eval.metrics.corpus import ABS_LENGTH_CORRELATION, CALIBRATION_ECE, length_statistics
+from rlhf_eval.metrics.corpus import ABS_LENGTH_CORRELATION, CALIBRATION_ECE
 from rlhf_eval.metrics.reward_model import (
     DEFAULT_BINS,
     expected_calibration_error,
     kendall_tau,
     length_outcome,
+    length_statistics,
     log_length,
     log_loss,
     pair_outcome,

@@ -45,7 +45,14 @@ from pydantic import Field
 from rlhf_common.datasets import load_hub, read_records, read_table, resolve_path
 from rlhf_eval.errors import DataError
 from rlhf_eval.judges.truthfulqa import JudgeKind, judge_request, verdicts, yes_probability
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 from rlhf_eval.tasks.generation import STOP
 from rlhf_eval.tasks.truthfulqa_mc import build_prompt
@@ -235,7 +242,7 @@ class TruthfulQAGen(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
-                item=ItemRef(self.name, doc.id, self.options.prompt, question),
+                source=PromptSource(self.options.prompt, question),
             )
         ]
 

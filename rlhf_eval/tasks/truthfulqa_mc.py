@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from rlhf_common.datasets import read_records
+from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
 from rlhf_eval.records import Document, Loglikelihood, LoglikelihoodRequest, MetricSpec, Sample
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
@@ -138,8 +138,6 @@ def _choice_table(targets: dict, by_choice: dict[str, Loglikelihood]) -> list[di
 def _load_rows(data: str, base_dir) -> list[dict]:
     """Rows as {question, mc1_targets: {choices, labels}, mc2_targets: {choices, labels}}."""
     if data == "hub":
-        from rlhf_common.datasets import load_hub
-
         path, config, split = HUB_DATASET
         rows = load_hub(path, config, split)
         return [_check_row(r, f"hub:{path}", i) for i, r in enumerate(rows)]

@@ -40,7 +40,14 @@ from pydantic import Field, field_validator
 
 from rlhf_common.datasets import load_hub, read_records
 from rlhf_eval.errors import DataError
-from rlhf_eval.records import Document, Generation, GenerationRequest, ItemRef, MetricSpec, Sample
+from rlhf_eval.records import (
+    Document,
+    Generation,
+    GenerationRequest,
+    MetricSpec,
+    PromptSource,
+    Sample,
+)
 from rlhf_eval.tasks.base import Task, TaskOptions, register_task
 
 HUB_DATASET = ("google-research-datasets/tydiqa", "secondary_task")
@@ -233,7 +240,7 @@ class Tydiqa(Task):
                 max_new_tokens=self.options.max_new_tokens,
                 stop=STOP,
                 temperature=0.0,
-                item=ItemRef(self.name, doc.id, text=render(doc.data)),
+                source=PromptSource(text=render(doc.data)),
             )
         ]
 

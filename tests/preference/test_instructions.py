@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rlhf_eval.errors import DataError
+from rlhf_eval.planner import plan_document
 from rlhf_eval.records import Generation
 from rlhf_eval.tasks.instructions import (
     TLDR_INSTRUCTION,
@@ -39,7 +40,8 @@ def test_prompt_set_rows_become_documents_and_requests(tmp_path):
     (request,) = t.requests(docs[1])
     assert request.prompt == "Summarize.\n\nA long text."
     assert (request.max_new_tokens, request.stop, request.temperature) == (50, ("\n\n",), 0.0)
-    assert (request.item.task, request.item.doc_id, request.item.text) == (
+    (planned,) = plan_document(t, "e", docs[1])
+    assert (planned.task, planned.item, planned.source.text) == (
         "instructions",
         "b",
         "Summarize.\n\nA long text.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlhf_eval.judges.reward_model import RewardModel
+from rlhf_eval.models.reward_model import RewardModel
 
 PROMPTS = ["Name a telescope part.", "Say something about goldfish. Be brief.", "Hi"]
 COMPLETIONS = ["Lenses.", "Goldfish have memories that last months, not three seconds.", ""]

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from rlhf_eval.errors import ModelLoadError
+from rlhf_eval.scorers.building import build_scorer
 from rlhf_eval.scorers.classifiers import DetoxifyScorer, SequenceClassifierScorer
-from rlhf_eval.scorers.toxicity import ClassifierSpec, DetoxifySpec, build_scorer
+from rlhf_eval.scorers.toxicity import ClassifierSpec, DetoxifySpec
 from tests.conftest import build_tokenizer
 
 TEXTS = ["The watermelon seeds pass through.", "Goldfish have memories.", "Nothing happens."]

@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from rlhf_eval.scorers.building import build_scorer
 from rlhf_eval.scorers.perspective import PerspectiveError, PerspectiveScorer
-from rlhf_eval.scorers.toxicity import PerspectiveSpec, build_scorer
+from rlhf_eval.scorers.toxicity import PerspectiveSpec
 
 SCORES = {"a kind sentence": 0.05, "a rude sentence": 0.81, "rate limited once": 0.33}
 

@@ -6,6 +6,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from rlhf_eval.errors import ModelLoadError
+from rlhf_eval.scorers.building import check_scorer
 from rlhf_eval.scorers.toxicity import (
     ClassifierSpec,
     DetoxifySpec,
@@ -14,7 +15,6 @@ from rlhf_eval.scorers.toxicity import (
     ProfanityCheckSpec,
     ScorerSpec,
     ToxicityScorer,
-    check_scorer,
     score_each,
 )
 

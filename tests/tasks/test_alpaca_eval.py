@@ -10,7 +10,7 @@ import re
 import pytest
 
 from rlhf_eval.errors import DataError, DataUnavailable
-from rlhf_eval.records import Generation, Loglikelihood
+from rlhf_eval.records import Generation, Loglikelihood, PromptSource
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.alpaca_eval import AlpacaEval, AlpacaEvalOptions
@@ -65,7 +65,7 @@ def test_documents_and_requests():
     (request,) = task.requests(docs[0])
     assert request.prompt == "Name a fruit that is yellow."
     assert (request.temperature, request.stop, request.max_new_tokens) == (0.0, (), 1024)
-    assert request.item.doc_id == docs[0].id and request.item.text == request.prompt
+    assert request.source == PromptSource(text=request.prompt)
 
 
 def test_both_orders_against_the_reference_by_hand():

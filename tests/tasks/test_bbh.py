@@ -13,7 +13,7 @@ from rlhf_eval.errors import DataError
 from rlhf_eval.estimation import corpus_table, estimate_corpus
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
 from rlhf_eval.metrics.corpus import BBH_SUBTASKS as SUBTASKS
-from rlhf_eval.records import ItemRef
+from rlhf_eval.records import PromptSource
 from rlhf_eval.suite import StatsSettings
 from rlhf_eval.tasks.bbh import BbhOptions, build_prompt, parse_cot_prompt
 from tests.tasks.helpers import bbh_folder, generated, make_task
@@ -55,7 +55,7 @@ def test_prompt_is_description_exemplars_question():
     (request,) = task.requests(doc)
     assert request.stop == ("\n\n",) and request.temperature == 0.0
     assert request.max_new_tokens == 512
-    assert request.item == ItemRef("bbh", doc.id, "", "not ( False ) and ( False ) is")
+    assert request.source == PromptSource("", "not ( False ) and ( False ) is")
 
 
 def test_documents_keep_subtask_order_cap_and_limit():

@@ -14,7 +14,7 @@ from rlhf_eval.metrics.answer_extraction import (
     numbers_match,
     strict_number,
 )
-from rlhf_eval.records import ItemRef
+from rlhf_eval.records import PromptSource
 from rlhf_eval.tasks.gsm8k import STOP, build_prompt
 from tests.tasks.helpers import FIXTURES, generated, make_task
 from tests.tasks.lm_eval_local import lm_eval_requests
@@ -69,9 +69,9 @@ def test_requests_are_greedy_with_lm_evals_stops():
     )
     question = "Tom has 3 apples and buys 4 more. How many apples does he have?"
     doc = task.documents()[0]
-    assert request.item == ItemRef("gsm8k", doc.id, "", question)
+    assert request.source == PromptSource("", question)
     direct = make_task("gsm8k", "gsm8k.jsonl", chain_of_thought=False)
-    assert direct.requests(doc)[0].item == ItemRef("gsm8k", doc.id, "direct", question)
+    assert direct.requests(doc)[0].source == PromptSource("direct", question)
 
 
 @pytest.mark.parametrize(("output", "strict", "flexible"), OUTPUTS)

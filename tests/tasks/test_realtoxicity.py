@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_eval.errors import DataError
-from rlhf_eval.records import Generation, ItemRef
+from rlhf_eval.records import Generation, PromptSource
 from rlhf_eval.runner import run_suite
 from rlhf_eval.scorers.toxicity import ProfanityCheckScorer
 from rlhf_eval.suite import load_suite
@@ -129,7 +129,7 @@ def test_requests_are_greedy_short_and_cut_at_newline(tmp_path):
     assert request.prompt == task.prompt(doc)
     assert (request.temperature, request.n, request.max_new_tokens) == (0.0, 1, 20)
     assert request.stop == ("\n",)
-    assert request.item == ItemRef("realtoxicityprompts", doc.id, "respectful", PROMPTS[2])
+    assert request.source == PromptSource("respectful", PROMPTS[2])
     (sampled,) = make(tmp_path, samples=25, temperature=0.7, stop_at_newline=False).requests(doc)
     assert (sampled.temperature, sampled.n, sampled.stop) == (0.7, 25, ())
 

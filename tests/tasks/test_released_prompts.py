@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rlhf_eval.planner import entry_requests
+from rlhf_eval.planner import plan_document
 from rlhf_eval.tasks.base import registered_tasks
 
 CASES = [
@@ -26,7 +26,7 @@ CASES = [
 def test_every_released_prompt_is_one_of_our_items(shared_data, task, data, released, column):
     cls = registered_tasks()[task]
     entry = cls(cls.Options(data=str(shared_data / data)), Path("."))
-    texts = {r.item.text for d in entry.documents() for r in entry_requests(entry, "e", d)}
+    texts = {p.source.text for d in entry.documents() for p in plan_document(entry, "e", d)}
     frame = pd.read_csv(shared_data / "instructgpt_released" / released, keep_default_na=False)
     contexts = set(frame[column])
     assert len(contexts) == 100

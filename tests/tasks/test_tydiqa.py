@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from rlhf_eval.errors import DataError, DataUnavailable
+from rlhf_eval.planner import plan_document
 from rlhf_eval.tasks.tydiqa import (
     LANGUAGES,
     Tydiqa,
@@ -34,7 +35,8 @@ def test_prompts_in_each_language_by_hand():
         "Context: The old lighthouse on the north cape was built in 1874 and guided ships for a "
         "century.\n\nQuestion: When was the lighthouse on the north cape built?\n\nAnswer:"
     )
-    assert (request.stop, request.temperature, request.item.doc_id) == (("\n",), 0.0, docs[0].id)
+    assert (request.stop, request.temperature) == (("\n",), 0.0)
+    assert plan_document(task, "e", docs[0])[0].item == docs[0].id
     assert task.requests(docs[3])[0].prompt == (
         "Konteksti: Saimaa on Suomen suurin järvi.\n\nKysymys: Mikä on Suomen suurin järvi?"
         "\n\nVastaus:"

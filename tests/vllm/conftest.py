@@ -38,7 +38,8 @@ def model_dir(vllm_environment) -> str:
 @pytest.fixture(scope="session")
 def engine(model_dir):
     """The default model in vLLM, fp32, eager, in this process (loads in seconds)."""
-    from rlhf_eval.models.vllm import EngineOptions, VLLMBackend
+    from rlhf_eval.models.vllm import VLLMBackend
+    from rlhf_eval.models.vllm_launch import EngineOptions
 
     backend = VLLMBackend("vllm", model_dir, batch_size=64, options=EngineOptions(**ENGINE_OPTIONS))
     yield backend

@@ -1,22 +1,23 @@
-"""Build a backend from a suite's model entry."""
+"""Build a model backend from a suite's model entry (above the suite schema and every backend,
+so that no backend module knows the suite)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rlhf_common.model_aliases import resolve_alias
 from rlhf_eval.models.base import ModelBackend
-
-if TYPE_CHECKING:
-    from rlhf_eval.suite import LoadedSuite, ModelSpec
+from rlhf_eval.models.hf import HFBackend
+from rlhf_eval.models.openai_compat import OpenAICompatBackend
+from rlhf_eval.models.precomputed import PrecomputedBackend
+from rlhf_eval.models.reward_backend import load_reward_backend
+from rlhf_eval.models.vllm import DEFAULT_CHUNK, VLLMBackend
+from rlhf_eval.models.vllm_launch import EngineOptions, EngineProcess
+from rlhf_eval.suite import LoadedSuite, ModelSpec
 
 
 def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
     """Connect to the entry's server, read its outputs file, or resolve where the weights are
     and load them."""
     if spec.backend == "openai":
-        from rlhf_eval.models.openai_compat import OpenAICompatBackend
-
         return OpenAICompatBackend(
             spec.name,
             spec.base_url or "",
@@ -27,8 +28,6 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
         )
 
     if spec.backend == "precomputed":
-        from rlhf_eval.models.precomputed import PrecomputedBackend
-
         return PrecomputedBackend(
             spec.name, loaded.resolve(spec.file), spec.model or spec.name, spec.format
         )
@@ -42,11 +41,7 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
     if spec.backend == "vllm":
         return _load_vllm(spec, source, loaded)
     if spec.backend == "reward_model":
-        from rlhf_eval.models.reward_backend import load_reward_backend
-
         return load_reward_backend(spec, source)  # type: ignore[return-value]
-
-    from rlhf_eval.models.hf import HFBackend
 
     return HFBackend(
         spec.name,
@@ -64,9 +59,6 @@ def load_backend(spec: ModelSpec, loaded: LoadedSuite) -> ModelBackend:
 def _load_vllm(spec: ModelSpec, source: str, loaded: LoadedSuite) -> ModelBackend:
     """vLLM's engine in this process; under torchrun/accelerate, one engine per process, on
     this process's share of the node (rlhf_eval/models/vllm_launch.py)."""
-    from rlhf_eval.models.vllm import DEFAULT_CHUNK, EngineOptions, VLLMBackend
-    from rlhf_eval.models.vllm_launch import EngineProcess
-
     options = EngineOptions(
         tensor_parallel_size=spec.tensor_parallel_size,
         pipeline_parallel_size=spec.pipeline_parallel_size,
