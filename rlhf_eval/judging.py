@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.judges.reward_model import RewardModel
+from rlhf_eval.manifest import JudgeRecord
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.loading import load_backend
 from rlhf_eval.models.registry import resolve_pretrained
@@ -103,10 +104,10 @@ class Judges:
             self._shared[key] = build()
         return self._shared[key]
 
-    def identities(self) -> list[dict[str, str]]:
+    def identities(self) -> list[JudgeRecord]:
         """What the manifest records of each judge that was used."""
         return [
-            {"name": name, "identity": backend.identity, "source": self._specs[name].source()}
+            JudgeRecord(name=name, identity=backend.identity, source=self._specs[name].source())
             for name, backend in self._backends.items()
         ]
 

@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import Markup
 
 from rlhf_eval.diagnostics.judges import JUDGED
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.metrics.preference import outcome
 from rlhf_eval.report.tables import Row, format_ci, format_value, markdown_table
 from rlhf_eval.results import EstimateRecord, JudgeAgreementRecord, JudgeSummaryRecord, Results
@@ -59,7 +60,7 @@ class PreferenceReport:
 
 
 def preference_report(
-    run_dir: Path, results: Results, manifest: dict[str, Any]
+    run_dir: Path, results: Results, manifest: Manifest
 ) -> PreferenceReport | None:
     """The preference section of a run, or None when it has no instructions, win_rate or
     ratings entry. Every statistic is read from results.json; the samples only fill the

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.report.plots import MODEL_COLORS, _png
 from rlhf_eval.report.tables import WARNING_MARK, Row, markdown_table
 from rlhf_eval.results import EstimateRecord, ReliabilityBin, Results, RewardModelDiagnostics
@@ -91,7 +91,7 @@ def interval_text(e: EstimateRecord | None) -> str:
 
 
 def reward_model_section(
-    run_dir: Path, results: Results, manifest: dict[str, Any]
+    run_dir: Path, results: Results, manifest: Manifest
 ) -> RewardModelSection | None:
     """The section for a run's reward_model entries, or None when it has none."""
     entries = [t for t in results.tasks if t.name == "reward_model"]
