@@ -91,7 +91,7 @@ def _run_suite(entry: dict, args) -> dict:
         total = time.perf_counter() - started
         # The model's load and answers, as the manifest records them: without the statistics
         # (bootstrap intervals) computed after, which lm-eval's figure does not include either.
-        seconds = run.manifest()["wall_seconds"]["model"]
+        seconds = run.manifest().wall_seconds["model"]
         logprobs = {}
         for sample in run.read_samples("model", "truthfulqa_mc"):
             for table in ("mc1", "mc2"):

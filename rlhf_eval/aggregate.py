@@ -14,6 +14,7 @@ from rlhf_eval.estimation import (
     metric_values,
     shared_clusters,
 )
+from rlhf_eval.manifest import ModelRecord
 from rlhf_eval.pairing import item_hashes
 from rlhf_eval.records import Document, MetricSpec
 from rlhf_eval.results import (
@@ -28,8 +29,9 @@ from rlhf_eval.results import (
     SubgroupResult,
     TaskEntry,
 )
+from rlhf_eval.run_settings import StatsSettings
 from rlhf_eval.store import RunDir, now
-from rlhf_eval.suite import ContrastSpec, LoadedSuite, StatsSettings
+from rlhf_eval.suite import ContrastSpec, LoadedSuite
 from rlhf_eval.tasks.base import Task
 
 
@@ -37,7 +39,7 @@ def compute_results(
     run: RunDir,
     loaded: LoadedSuite,
     tasks: dict[str, Task],
-    models: list[dict],
+    models: list[ModelRecord],
     documents: dict[str, list[Document]],
     wall_seconds: dict[str, float],
     skipped: dict[str, str] | None = None,
@@ -56,35 +58,33 @@ def compute_results(
     if missing:  # the planner read them; aggregation never reads data (or the hub) itself
         raise ValueError(f"compute_results needs the documents of {', '.join(missing)}")
     samples = {
-        (model["name"], task_id): in_document_order(
-            run.read_samples(model["name"], task_id), documents[task_id]
+        (model.name, task_id): in_document_order(
+            run.read_samples(model.name, task_id), documents[task_id]
         )
         for model in models
         for task_id in tasks
     }
     metrics = [
-        _metric_result(
-            model["name"], task_id, spec, samples[(model["name"], task_id)], settings, seed
-        )
+        _metric_result(model.name, task_id, spec, samples[(model.name, task_id)], settings, seed)
         for model in models
         for task_id, task in tasks.items()
         for spec in task.metrics
     ]
     # Each model against its group's baseline, then (the alignment tax) each model other than a
     # reference against each `role: reference` model of its group.
-    present = {m["name"] for m in models}
+    present = {m.name for m in models}
     pairs = [
-        (m["name"], baseline, "baseline")
+        (m.name, baseline, "baseline")
         for m in models
-        if m["role"] != "reference"
-        and (baseline := loaded.baseline_of(m["name"])) in present
-        and baseline != m["name"]
+        if m.role != "reference"
+        and (baseline := loaded.baseline_of(m.name)) in present
+        and baseline != m.name
     ]
     pairs += [
-        (m["name"], reference, "reference")
+        (m.name, reference, "reference")
         for m in models
-        if m["role"] != "reference"
-        for reference in loaded.references_of(m["name"])
+        if m.role != "reference"
+        for reference in loaded.references_of(m.name)
         if reference in present
     ]
     pairs += [
@@ -122,7 +122,7 @@ def compute_results(
             name=task.name,
             options=task.options.model_dump(mode="json"),
             n_documents=len(documents[task_id]),
-            notes=task.notes({m["name"]: samples[(m["name"], task_id)] for m in models}),
+            notes=task.notes({m.name: samples[(m.name, task_id)] for m in models}),
             version=task.version,
             item_hashes=item_hashes(documents[task_id]),
             metrics=[metric_definition(spec) for spec in task.metrics],
@@ -131,8 +131,8 @@ def compute_results(
     ]
     diagnostics = compute_diagnostics(
         entries,
-        [m["name"] for m in models],
-        next((m["name"] for m in models if m["role"] == "baseline"), None),
+        [m.name for m in models],
+        next((m.name for m in models if m.role == "baseline"), None),
         samples,
         comparisons,
         settings,
@@ -144,7 +144,7 @@ def compute_results(
             for model in models
             for task_id, task in tasks.items()
             for subgroup in subgroup_results(
-                model["name"], task_id, task, samples[(model["name"], task_id)], settings, seed
+                model.name, task_id, task, samples[(model.name, task_id)], settings, seed
             )
         ],
         contrasts=[
@@ -152,17 +152,17 @@ def compute_results(
             for model in models
             for spec in loaded.suite.contrasts
             if spec.task in tasks and spec.minus in tasks
-            for contrast in contrast_results(model["name"], spec, tasks, samples, settings, seed)
+            for contrast in contrast_results(model.name, spec, tasks, samples, settings, seed)
         ],
-        run_name=run.manifest()["run_name"],
+        run_name=run.manifest().run_name,
         suite_name=loaded.name,
         created=now(),
         models=[
             ModelEntry(
-                name=m["name"],
-                role=m["role"],
-                identity=m["identity"],
-                group=next((s.group for s in loaded.suite.models if s.name == m["name"]), None),
+                name=m.name,
+                role=m.role,
+                identity=m.identity,
+                group=next((s.group for s in loaded.suite.models if s.name == m.name), None),
             )
             for m in models
         ],

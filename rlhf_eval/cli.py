@@ -246,9 +246,7 @@ def _gate(args) -> int:
                 f"{candidate.path} has no baseline model to compare with. Fix: pass "
                 "--baseline RUN, or give one suite model `role: baseline`."
             )
-    margins = _margins(args.max_drop) or {
-        g["metric"]: g["max_drop"] for g in candidate.manifest().get("gates", [])
-    }
+    margins = _margins(args.max_drop) or {g.metric: g.max_drop for g in candidate.manifest().gates}
     if not margins:
         raise RunError(
             "no gate to check. Fix: pass --max-drop METRIC=MARGIN, or add `gates` to the suite."

@@ -11,7 +11,7 @@ import numpy as np
 from rlhf_common import stats
 from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 
 def _valid(sample: dict, metric: str) -> bool:

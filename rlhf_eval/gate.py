@@ -11,7 +11,7 @@ from rlhf_eval.pairing import check_pairing
 from rlhf_eval.records import MetricSpec
 from rlhf_eval.results import ComparisonResult, EstimateRecord, MetricResult, Results
 from rlhf_eval.store import RunDir
-from rlhf_eval.suite import StatsSettings, resolve_metric_key
+from rlhf_eval.suite import resolve_metric_key
 
 
 def pick_model(results: Results, wanted: str | None, run: RunDir) -> str:
@@ -48,7 +48,7 @@ def compare_runs(
     model_a = pick_model(a, candidate_model, candidate_run)
     model_b = pick_model(b, baseline_model, baseline_run)
     manifest = candidate_run.manifest()
-    settings = StatsSettings(**manifest.get("stats", {}))
+    settings = manifest.stats
     shared = {(m.task, m.metric) for m in b.metrics if m.model == model_b}
     entries_a, entries_b = ({t.id: t for t in r.tasks} for r in (a, b))
     where = (str(candidate_run.path), str(baseline_run.path))
@@ -66,7 +66,7 @@ def compare_runs(
         spec = _metric_spec(a, metric)
         cand = _on_items(candidate_run.read_samples(model_a, metric.task), pairing.items)
         base = _on_items(baseline_run.read_samples(model_b, metric.task), pairing.items)
-        test = compare_metric(spec, cand, base, settings, manifest.get("seed", 0))
+        test = compare_metric(spec, cand, base, settings, manifest.seed or 0)
         comparisons.append(
             ComparisonResult(
                 candidate=f"{model_a} ({candidate_run.path.name})",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rlhf_common.model_aliases import resolve_pretrained
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
+from rlhf_eval.manifest import JudgeRecord
 from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.reward_model import RewardModel
@@ -113,10 +114,10 @@ class Judges:
             self._shared[key] = build()
         return self._shared[key]
 
-    def identities(self) -> list[dict[str, str]]:
+    def identities(self) -> list[JudgeRecord]:
         """What the manifest records of each judge that was used."""
         return [
-            {"name": name, "identity": backend.identity, "source": self._specs[name].source()}
+            JudgeRecord(name=name, identity=backend.identity, source=self._specs[name].source())
             for name, backend in self._backends.items()
         ]
 

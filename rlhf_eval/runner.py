@@ -18,6 +18,7 @@ from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
 from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
+from rlhf_eval.manifest import Manifest, ModelRecord, RequestCounts
 from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.planner import (
@@ -109,10 +110,10 @@ def _run_locked(
         lambda: RunDir.open(path),
     )
     manifest = run.manifest()
-    identities = {m["name"]: m for m in manifest.get("models", [])}
-    wall = dict(manifest.get("wall_seconds", {}))
-    task_wall = {m: dict(t) for m, t in manifest.get("task_wall_seconds", {}).items()}
-    counts = dict(manifest.get("requests", {}))
+    identities = {m.name: m for m in manifest.models}
+    wall = dict(manifest.wall_seconds or {})
+    task_wall = {m: dict(t) for m, t in (manifest.task_wall_seconds or {}).items()}
+    counts = dict(manifest.requests or {})
     judges = Judges(loaded, cache)
     for task in tasks.values():
         task.judges = judges
@@ -141,23 +142,24 @@ def _run_locked(
                 spec = spec.model_copy(update={"device": processes.device(spec.device)})
             backend = load_backend(spec, loaded)
             bind_items(backend, tasks, documents)
-            identities[spec.name] = {
-                "name": spec.name,
-                "role": spec.role,
-                "identity": backend.identity,
-                "source": spec.source(),
-                "dtype": spec.dtype,
-                "parameters": getattr(backend, "parameters", None),
+            identities[spec.name] = ModelRecord(
+                name=spec.name,
+                role=spec.role,
+                identity=backend.identity,
+                source=spec.source(),
+                dtype=spec.dtype,
+                parameters=getattr(backend, "parameters", None),
                 # The engine and its version where the backend names one (vLLM).
-                "engine": getattr(backend, "engine", None),
-            }
+                engine=getattr(backend, "engine", None),
+            )
             if processes.is_main:
                 run.write_manifest(
-                    {
-                        **run.manifest(),
-                        "models": list(identities.values()),
-                        "processes": processes.world_size,
-                    }
+                    run.manifest().model_copy(
+                        update={
+                            "models": list(identities.values()),
+                            "processes": processes.world_size,
+                        }
+                    )
                 )
             count = {"computed": 0, "cached": 0}
             for task in tasks.values():
@@ -192,18 +194,14 @@ def _run_locked(
                 _add_counts(counts, {spec.name: share})
             judge_counts = processes.gather(dict(judges.counts))
             if processes.is_main:
-                judges.counts = {}
-                for share in judge_counts:
-                    _add_counts(judges.counts, share)
-                run.write_manifest(
-                    {
-                        **run.manifest(),
-                        "wall_seconds": wall,
-                        "task_wall_seconds": task_wall,
-                        "requests": counts,
-                        **_judge_record(run.manifest(), judges),
-                    }
-                )
+                manifest = run.manifest()
+                recorded = {
+                    "wall_seconds": wall,
+                    "task_wall_seconds": task_wall,
+                    "requests": counts,
+                    **_judge_record(manifest, judges, judge_counts),
+                }
+                run.write_manifest(manifest.model_copy(update=recorded))
             judges.counts.clear()
     judges.close()
     cache.close()
@@ -254,12 +252,10 @@ def _on_main(processes: Processes, main, others):
     return result if processes.is_main else others()
 
 
-def _add_counts(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
-    """Add request counts ({name: {"computed": n, "cached": m}}) into `into`."""
+def _add_counts(into: dict[str, RequestCounts], more: dict[str, dict[str, int]]) -> None:
+    """Add running request counts ({name: {"computed": n, "cached": m}}) into `into`."""
     for name, count in more.items():
-        total = into.setdefault(name, {})
-        for key, value in count.items():
-            total[key] = total.get(key, 0) + value
+        into[name] = into.get(name, RequestCounts()).plus(count)
 
 
 def _pending(
@@ -375,13 +371,16 @@ def _score_chunk(task: Task, docs: list[Document], answered: list[list]) -> list
     return samples
 
 
-def _judge_record(manifest: dict, judges: Judges) -> dict:
-    """The manifest's `judges` (identities) and `judge_requests`, merged with earlier attempts."""
-    known = {j["name"]: j for j in manifest.get("judges", [])}
-    known.update({j["name"]: j for j in judges.identities()})
-    counts = {name: dict(count) for name, count in manifest.get("judge_requests", {}).items()}
-    _add_counts(counts, judges.counts)
-    judges.counts.clear()
+def _judge_record(
+    manifest: Manifest, judges: Judges, shares: list[dict[str, dict[str, int]]]
+) -> dict[str, object]:
+    """The manifest's `judges` (identities) and `judge_requests` (every process's `shares` of
+    the counts), merged with earlier attempts; nothing while no judge was used."""
+    known = {j.name: j for j in manifest.judges or []}
+    known.update({j.name: j for j in judges.identities()})
+    counts = dict(manifest.judge_requests or {})
+    for share in shares:
+        _add_counts(counts, share)
     return {"judges": list(known.values()), "judge_requests": counts} if known else {}
 
 
@@ -410,28 +409,28 @@ def _failed(task: Task, doc: Document, error: Exception) -> Sample:
 
 def _manifest(
     loaded: LoadedSuite, run_name: str | None, tasks: dict[str, Task], skipped: dict[str, str]
-) -> dict:
+) -> Manifest:
     versions = {task_id: f"{task.name}@{task.version}" for task_id, task in tasks.items()}
     fingerprint = json.dumps([loaded.hash, __version__, versions], sort_keys=True)
-    return {
-        "fingerprint": hashlib.sha256(fingerprint.encode()).hexdigest(),
-        "rlhf_eval_version": __version__,
-        "task_versions": versions,
-        "run_name": run_name or loaded.name,
-        "suite_name": loaded.name,
-        "suite_path": str(loaded.path),
-        "suite_hash": loaded.hash,
-        "suite": loaded.text,
-        "created": now(),
-        "seed": loaded.suite.seed,
-        "stats": loaded.suite.stats.model_dump(),
-        "gates": [g.model_dump() for g in loaded.suite.gates],
-        "packages": package_versions(),
-        "hardware": hardware(),
-        "command": shlex.join(sys.argv),
-        "models": [],
-        "skipped_tasks": skipped,
-    }
+    return Manifest(
+        fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest(),
+        rlhf_eval_version=__version__,
+        task_versions=versions,
+        run_name=run_name or loaded.name,
+        suite_name=loaded.name,
+        suite_path=str(loaded.path),
+        suite_hash=loaded.hash,
+        suite=loaded.text,
+        created=now(),
+        seed=loaded.suite.seed,
+        stats=loaded.suite.stats,
+        gates=loaded.suite.gates,
+        packages=package_versions(),
+        hardware=hardware(),
+        command=shlex.join(sys.argv),
+        models=[],
+        skipped_tasks=skipped,
+    )
 
 
 class _NoProgress:

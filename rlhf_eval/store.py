@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rlhf_eval.errors import CacheError, RunError
+from rlhf_eval.manifest import RUN_HISTORY, Hardware, Manifest
 from rlhf_eval.records import (
     Generation,
     GenerationRequest,
@@ -28,17 +29,6 @@ from rlhf_eval.records import (
     Sample,
 )
 from rlhf_eval.results import SCHEMA_VERSION, Results
-
-# Manifest keys that describe a run's history rather than its inputs.
-RUN_HISTORY = (
-    "created",
-    "models",
-    "wall_seconds",
-    "task_wall_seconds",
-    "requests",
-    "judges",
-    "judge_requests",
-)
 
 PACKAGES = ("rlhf-eval", "torch", "transformers", "accelerate", "numpy", "scipy", "lm-eval")
 
@@ -57,18 +47,16 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-    }
+def hardware() -> Hardware:
+    info = Hardware(
+        platform=platform.platform(), python=sys.version.split()[0], cpu_count=os.cpu_count()
+    )
     try:
         import torch
 
-        info["torch_threads"] = torch.get_num_threads()
+        info.torch_threads = torch.get_num_threads()
         if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            info.gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except ImportError:
         pass
     return info
@@ -94,25 +82,32 @@ class RunDir:
         return run
 
     @classmethod
-    def start(cls, path: Path, manifest: dict, overwrite: bool = False) -> RunDir:
+    def start(cls, path: Path, manifest: Manifest, overwrite: bool = False) -> RunDir:
         """Create a run, or resume one made by the same suite file and task versions."""
         run = cls(path)
         if run.manifest_path.is_file():
-            old = run.manifest()
-            if old.get("fingerprint") != manifest["fingerprint"]:
+            try:
+                old = run.manifest()
+            except RunError:
                 if not overwrite:
+                    raise
+                old = None  # unreadable: --overwrite replaces it
+            if old is None or old.fingerprint != manifest.fingerprint:
+                if old is not None and not overwrite:
                     raise RunError(
                         f"{path} holds a run of a different suite file, task version or "
-                        f"rlhf-eval version (suite hash {old.get('suite_hash', '?')[:12]} vs "
-                        f"{manifest['suite_hash'][:12]}; tasks {old.get('task_versions')} vs "
-                        f"{manifest['task_versions']}). Fix: pass --run-name NEW to keep it, "
+                        f"rlhf-eval version (suite hash {(old.suite_hash or '?')[:12]} vs "
+                        f"{manifest.suite_hash[:12]}; tasks {old.task_versions} vs "
+                        f"{manifest.task_versions}). Fix: pass --run-name NEW to keep it, "
                         "or --overwrite to replace it (cached model answers are reused)."
                     )
                 shutil.rmtree(path)
             else:
-                # Resuming: keep what earlier attempts recorded about the run itself.
-                history = {k: old[k] for k in RUN_HISTORY if k in old}
-                manifest = {**manifest, **history, "resumed": [*old.get("resumed", []), now()]}
+                # Resuming: keep what earlier attempts recorded about the run itself (the
+                # fields the old file holds, as the runner has written them so far).
+                history = {k: getattr(old, k) for k in RUN_HISTORY if k in old.model_fields_set}
+                resumed = [*(old.resumed or []), now()]
+                manifest = manifest.model_copy(update={**history, "resumed": resumed})
         path.mkdir(parents=True, exist_ok=True)
         run.write_manifest(manifest)
         return run
@@ -121,15 +116,29 @@ class RunDir:
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
 
-    def manifest(self) -> dict:
-        return _read_json(
+    def manifest(self) -> Manifest:
+        """The run's manifest; RunError naming the file and field when it does not load."""
+        fix = (
+            "Fix: correct that field of manifest.json, or run the suite again with --overwrite "
+            "to rewrite the run (cached model answers are reused)."
+        )
+        data = _read_json(
             self.manifest_path,
             "every run directory has a manifest. Fix: pass a folder `rlhf-eval run` wrote, or "
             "run the suite again to rewrite it.",
         )
+        try:
+            return Manifest.model_validate(data)
+        except ValidationError as error:
+            raise RunError(
+                f"{self.manifest_path} does not match the manifest schema "
+                f"({_problems(error)}). {fix}"
+            ) from error
 
-    def write_manifest(self, manifest: dict) -> None:
-        _write_atomic(self.manifest_path, json.dumps(manifest, indent=2))
+    def write_manifest(self, manifest: Manifest) -> None:
+        # json.dumps, not model_dump_json: the bytes stay those earlier versions wrote
+        # (ASCII escapes, Python's float repr).
+        _write_atomic(self.manifest_path, json.dumps(manifest.model_dump(mode="json"), indent=2))
 
     def samples_path(self, model: str, task_id: str) -> Path:
         return self.path / "samples" / model / f"{task_id}.jsonl"
@@ -215,12 +224,8 @@ class RunDir:
         try:
             return Results.model_validate(data)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                for e in error.errors()[:5]
-            )
             raise RunError(
-                f"{self.results_path} does not match the results schema ({problems}). {fix}"
+                f"{self.results_path} does not match the results schema ({_problems(error)}). {fix}"
             ) from error
 
 
@@ -370,6 +375,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot store {type(value).__name__} in samples.jsonl")
+
+
+def _problems(error: ValidationError) -> str:
+    """The first few fields that failed validation, each with what was wrong and the value."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+        + (f" (found {repr(e['input'])[:60]})" if e["type"] != "missing" and e["loc"] else "")
+        for e in error.errors()[:5]
+    )
 
 
 def _read_json(path: Path, missing: str) -> dict:

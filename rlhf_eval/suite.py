@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rlhf_common.model_aliases import ALIASES, cache_home
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.models import vllm as vllm_backend
+from rlhf_eval.run_settings import GateSpec, StatsSettings
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
 
@@ -293,18 +294,6 @@ class TaskSpec(BaseModel):
 
     def raw_options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class StatsSettings(_Closed):
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)
-    bootstrap_iterations: int = Field(10_000, ge=100)
-    bootstrap_method: Literal["percentile", "bca"] = "percentile"
-
-
-class GateSpec(_Closed):
-    metric: str
-    """`task_id/metric`, or a metric name that only one task of the suite reports."""
-    max_drop: float = Field(ge=0.0)
 
 
 class ContrastSpec(_Closed):

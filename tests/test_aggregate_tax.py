@@ -12,6 +12,7 @@ from rlhf_common import stats
 from rlhf_eval.aggregate import compute_results
 from rlhf_eval.estimation import count_failed
 from rlhf_eval.gate import compare_runs
+from rlhf_eval.manifest import Manifest, ModelRecord
 from rlhf_eval.records import Document, Sample
 from rlhf_eval.results import Results
 from rlhf_eval.store import RunDir
@@ -82,16 +83,16 @@ def results(tmp_path) -> Results:
         spec.task_id: registered_tasks()[spec.name](loaded.options[spec.task_id], loaded.base_dir)
         for spec in loaded.suite.tasks
     }
-    manifest = {"fingerprint": "f", "run_name": "tax", "seed": 11}
-    run = RunDir.start(tmp_path / "run", {**manifest, "stats": loaded.suite.stats.model_dump()})
+    manifest = Manifest(fingerprint="f", run_name="tax", seed=11, stats=loaded.suite.stats)
+    run = RunDir.start(tmp_path / "run", manifest)
     run.append_samples("base", "drop", drop_samples([True] * 30))
     # The chat model fails 24 of 30 questions: a clear regression.
     run.append_samples("chat", "drop", drop_samples([i % 5 == 0 for i in range(30)]))
     run.append_samples("base", "wmt15_fr_en", wmt_samples(BASE_HYPOTHESES))
     run.append_samples("chat", "wmt15_fr_en", wmt_samples(CHAT_HYPOTHESES))
     models = [
-        {"name": "base", "role": "reference", "identity": "a"},
-        {"name": "chat", "role": "policy", "identity": "b"},
+        ModelRecord(name="base", role="reference", identity="a"),
+        ModelRecord(name="chat", role="policy", identity="b"),
     ]
     # The documents the hand-made samples stand for (their ids and passages), as a run reads them.
     documents = {

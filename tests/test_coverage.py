@@ -21,7 +21,7 @@ from rlhf_common import stats
 from rlhf_eval.estimation import compare_metric
 from rlhf_eval.intervals import simulation as sim
 from rlhf_eval.records import MetricSpec
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 ACCURACY = MetricSpec("acc", "proportion")
 SETTINGS = StatsSettings(bootstrap_iterations=2000)

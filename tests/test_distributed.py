@@ -94,6 +94,6 @@ def test_two_processes_match_one(tmp_path, tiny_model_dir, other_tiny_model_dir)
     for model in ("sft", "ppo"):
         ids = [s["doc_id"] for s in two.read_samples(model, "truthfulqa_mc")]
         assert len(ids) == len(set(ids)) == len(MC_ROWS)
-    assert two.manifest()["requests"] == one.manifest()["requests"]
+    assert two.manifest().requests == one.manifest().requests
     assert (two.path / "report.md").is_file()
-    assert two.manifest()["processes"] == 2 and one.manifest()["processes"] == 1
+    assert two.manifest().processes == 2 and one.manifest().processes == 1

@@ -100,7 +100,7 @@ def test_kills_at_many_moments_lose_and_redo_nothing(tmp_path, tiny_model_dir):
     whole = make_suite(tmp_path / "whole", tiny_model_dir)
     assert subprocess.run(command(whole), capture_output=True).returncode == 0
     reference = RunDir.open(tmp_path / "whole/runs/faults")
-    unique = reference.manifest()["requests"]["m"]["computed"]
+    unique = reference.manifest().requests["m"].computed
 
     suite = make_suite(tmp_path / "killed", tiny_model_dir)
     run = tmp_path / "killed/runs/faults"

@@ -8,6 +8,7 @@ from typing import ClassVar
 import pytest
 
 from rlhf_eval.errors import SuiteError
+from rlhf_eval.manifest import RequestCounts
 from rlhf_eval.records import (
     Document,
     Generation,
@@ -117,12 +118,9 @@ def test_judge_scores_subgroups_and_contrasts(tmp_path, tiny_model_dir, other_ti
     # One judge batch per (model, task entry) chunk, each of all six documents.
     assert JudgedEcho.calls == [6, 6, 6, 6]
     manifest = run.manifest()
-    assert [j["name"] for j in manifest["judges"]] == ["truth"]
-    assert (
-        manifest["judge_requests"]["truth"]["computed"]
-        + manifest["judge_requests"]["truth"]["cached"]
-        == 24
-    )
+    assert [j.name for j in manifest.judges] == ["truth"]
+    counts = manifest.judge_requests["truth"]
+    assert counts.computed + counts.cached == 24
     results = run.results()
     samples = run.read_samples("a", "plain")
     p_yes = {s["doc_id"]: s["metrics"]["p_yes"] for s in samples}
@@ -166,8 +164,8 @@ def test_judge_scores_subgroups_and_contrasts(tmp_path, tiny_model_dir, other_ti
 
     # A second run answers every judge request from the cache.
     again = run_suite(loaded, run_name="again", show_progress=False)
-    counts = again.manifest()["judge_requests"]["truth"]
-    assert counts == {"computed": 0, "cached": 24}
+    counts = again.manifest().judge_requests["truth"]
+    assert counts == RequestCounts(computed=0, cached=24)
 
 
 def test_a_failing_judge_batch_is_counted_not_zero(tmp_path, tiny_model_dir):

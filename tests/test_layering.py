@@ -49,6 +49,7 @@ EXCEPTIONS = {
 }
 """Imports inside functions that are neither of the above, each with its reason."""
 
+
 def test_this_checkout_is_the_package_checked():
     assert Path(rlhf_eval.__file__).resolve().parent == PACKAGE
 

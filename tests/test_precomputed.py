@@ -285,9 +285,9 @@ def test_end_to_end_compared_with_a_tiny_model(tmp_path, tiny_model_dir):
     assert ("elsewhere", "tiny", "drop", "drop_f1") in compared
     predictions = [s["prediction"] for s in run.read_samples("elsewhere", "tldr")]
     assert predictions == [d.data["reference"] for d in documents["tldr"]]
-    models = {m["name"]: m for m in run.manifest()["models"]}
-    assert models["elsewhere"]["identity"].startswith("precomputed:sha256-")
-    assert models["elsewhere"]["source"] == "outputs.jsonl cluster-model"
+    models = {m.name: m for m in run.manifest().models}
+    assert models["elsewhere"].identity.startswith("precomputed:sha256-")
+    assert models["elsewhere"].source == "outputs.jsonl cluster-model"
 
 
 def test_gaps_and_loglikelihood_tasks_fail_before_any_model_loads(tmp_path, tiny_model_dir):

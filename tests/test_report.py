@@ -12,6 +12,7 @@ import pytest
 
 import rlhf_eval.report
 from rlhf_eval.errors import RunError
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.records import Sample
 from rlhf_eval.report import render_report
 from rlhf_eval.report.markdown import render_markdown
@@ -184,7 +185,7 @@ def test_metric_without_estimate_prints_na(tmp_path: Path):
     results = make_results()
     results.metrics[3].estimate = est(None, None, None, 0)
     results.comparisons[1].delta = est(None, None, None, 0, "paired_bootstrap")
-    md = render_markdown(results, {})
+    md = render_markdown(results, Manifest())
     assert "| qa | tox | ppo | n/a | n/a | 0 | 0 | bootstrap |" in md.splitlines()
     assert "| qa | tox | ppo - sft | n/a | n/a | 0 | paired_bootstrap | n/a |" in md.splitlines()
     # The plots must cope with the missing point too.

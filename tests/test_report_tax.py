@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.report.html import render_html
 from rlhf_eval.report.markdown import render_markdown
 from rlhf_eval.report.plots import tax_forest
@@ -87,7 +88,7 @@ def test_flag_needs_holm_significance():
 
 
 def test_markdown_has_the_tax_section_and_keeps_it_out_of_the_baseline_table():
-    markdown = render_markdown(make_results(), {})
+    markdown = render_markdown(make_results(), Manifest())
     assert "## Alignment tax (policy - reference, paired)" in markdown
     assert "### chat - base" in markdown
     assert (
@@ -102,7 +103,7 @@ def test_markdown_has_the_tax_section_and_keeps_it_out_of_the_baseline_table():
 
 
 def test_html_has_the_tax_table_and_its_forest_plot():
-    html = render_html(make_results(), {}, [], 10)
+    html = render_html(make_results(), Manifest(), [], 10)
     assert "<h2>Alignment tax (policy - reference, paired)</h2>" in html
     assert "<h3>chat - base</h3>" in html
     assert 'class="num worse">-0.1200' not in html  # the flag cell carries the class
@@ -118,5 +119,5 @@ def test_forest_plot_is_a_png_and_none_without_comparisons():
 
 def test_no_reference_model_no_tax_section():
     results = make_results().model_copy(update={"comparisons": []})
-    assert "Alignment tax" not in render_markdown(results, {})
-    assert "Alignment tax" not in render_html(results, {}, [], 10)
+    assert "Alignment tax" not in render_markdown(results, Manifest())
+    assert "Alignment tax" not in render_html(results, Manifest(), [], 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.report.markdown import render_markdown
 from rlhf_eval.report.variants import variant_groups, variant_markdown, variant_table
 from rlhf_eval.results import EstimateRecord, MetricResult, ModelEntry, Results, TaskEntry
@@ -58,7 +59,7 @@ def test_one_table_per_task_listed_under_several_variants():
 
 
 def test_the_markdown_report_has_the_section_and_a_single_entry_task_has_none():
-    text = render_markdown(results(), {})
+    text = render_markdown(results(), Manifest())
     section = text.split("## By prompt variant")[1]
     assert "### winogender" in section and "### gsm8k" not in text
     assert "| sft | winogender_entropy | 0.9100 [0.9000, 0.9200] |" in section

@@ -16,6 +16,7 @@ import pytest
 from rlhf_eval.answering import answer
 from rlhf_eval.cli import main
 from rlhf_eval.errors import CacheError, RunError
+from rlhf_eval.manifest import RequestCounts
 from rlhf_eval.records import Generation, GenerationRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache, RunDir
@@ -82,25 +83,25 @@ def test_run_end_to_end(tmp_path, tiny_model_dir, other_tiny_model_dir, capsys):
     )
     assert point == pytest.approx(sum(mc2) / len(mc2), abs=1e-12)
     manifest = run.manifest()
-    assert manifest["models"][0]["identity"].startswith("hf:sha256-")
-    assert manifest["models"][0]["identity"] != manifest["models"][1]["identity"]
+    assert manifest.models[0].identity.startswith("hf:sha256-")
+    assert manifest.models[0].identity != manifest.models[1].identity
     # Parameter counts (reports place models by size): the tiny models' own count.
     from transformers import AutoModelForCausalLM
 
     tiny = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    assert manifest["models"][0]["parameters"] == sum(p.numel() for p in tiny.parameters())
-    assert {"torch", "transformers"} <= set(manifest["packages"])
-    assert manifest["requests"]["sft"] == {"computed": 12 * 4, "cached": 0}
+    assert manifest.models[0].parameters == sum(p.numel() for p in tiny.parameters())
+    assert {"torch", "transformers"} <= set(manifest.packages)
+    assert manifest.requests["sft"] == RequestCounts(computed=12 * 4, cached=0)
     # Wall time per model and task; the task's share is part of the model's total.
     task_wall = results.task_wall_seconds
     assert set(task_wall) == {"sft", "ppo"} and set(task_wall["sft"]) == {"truthfulqa_mc"}
     assert 0 < task_wall["sft"]["truthfulqa_mc"] <= results.wall_seconds["sft"]
-    assert manifest["task_wall_seconds"] == task_wall
+    assert manifest.task_wall_seconds == task_wall
     assert (tmp_path / "report" / "report.html").is_file()
     assert "| truthfulqa_mc | truthfulqa_mc1 | sft |" in capsys.readouterr().out
     # A second run of the same suite is a no-op: nothing loads, nothing is recomputed.
     assert main(["run", str(suite), "--no-progress"]) == 0
-    assert run.manifest()["requests"]["sft"] == {"computed": 48, "cached": 0}
+    assert run.manifest().requests["sft"] == RequestCounts(computed=48, cached=0)
     assert len(run.read_samples("sft", "truthfulqa_mc")) == len(MC_ROWS)
     # The gate inside the run (ppo vs sft) passes with a margin of 1.0.
     assert main(["gate", str(run.path)]) == 0
@@ -140,7 +141,7 @@ def test_resume_after_sigkill_redoes_nothing(tmp_path, tiny_model_dir):
     samples = run.read_samples("sft", "truthfulqa_mc")
     assert len(samples) == len(rows) == len({s["doc_id"] for s in samples})
     assert samples[: len(written)] == written  # finished samples were kept, not redone
-    assert run.manifest()["requests"]["sft"]["computed"] == len(rows) * 4 - cached_before
+    assert run.manifest().requests["sft"].computed == len(rows) * 4 - cached_before
 
 
 def test_corrupt_cache_is_a_clear_error(tmp_path, tiny_model_dir, capsys):
@@ -195,7 +196,7 @@ def test_changed_suite_needs_a_new_name_or_overwrite(tmp_path, tiny_model_dir, c
     assert "--overwrite" in capsys.readouterr().err
     assert main(["run", str(suite), "--no-progress", "--run-name", "second"]) == 0
     manifest = RunDir.open(tmp_path / "runs/second").manifest()
-    assert manifest["requests"]["sft"] == {"computed": 0, "cached": 48}  # all from the cache
+    assert manifest.requests["sft"] == RequestCounts(computed=0, cached=48)  # all from the cache
     assert main(["run", str(suite), "--no-progress", "--overwrite"]) == 0
 
 
@@ -238,13 +239,13 @@ def test_models_option_runs_and_reports_a_subset_then_resumes(
     run = RunDir.open(tmp_path / "runs" / "e2e")
     results = run.results()
     assert {m.model for m in results.metrics} == {"sft"} and results.comparisons == []
-    assert [m["name"] for m in run.manifest()["models"]] == ["sft"]
+    assert [m.name for m in run.manifest().models] == ["sft"]
     # Without --models the same run folder gains the other model; sft comes from the cache.
     assert main(["run", str(suite), "--no-progress"]) == 0
     results = run.results()
     assert {m.model for m in results.metrics} == {"sft", "ppo"}
     assert [(c.candidate, c.baseline) for c in results.comparisons] == [("ppo", "sft")] * 2
-    assert run.manifest()["requests"]["sft"] == {"computed": 48, "cached": 0}
+    assert run.manifest().requests["sft"] == RequestCounts(computed=48, cached=0)
     # Each attempt's wall time per task is kept: sft's from the first, ppo's from the second.
     assert set(results.task_wall_seconds) == {"sft", "ppo"}
     # An unknown name is a clear error naming the suite's models.

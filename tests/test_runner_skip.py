@@ -62,7 +62,7 @@ def test_an_unreachable_hub_entry_is_skipped_with_its_reason(
     assert "cannot load the hub dataset cais/mmlu" in results.skipped[0].reason
     assert {m.task for m in results.metrics} == {"mmlu_local"}
     assert results.contrasts == []  # the contrast needs the skipped entry
-    assert run.manifest()["skipped_tasks"].keys() == {"mmlu_hub"}
+    assert run.manifest().skipped_tasks.keys() == {"mmlu_hub"}
     local = next(m for m in results.metrics if m.task == "mmlu_local")
     assert local.estimate.n == 4 and local.n_failed == 0
 

@@ -11,7 +11,7 @@ from rlhf_eval.diagnostics.best_of_n import best_of_n_gains
 from rlhf_eval.diagnostics.judges import judge_diagnostics
 from rlhf_eval.diagnostics.reward_models import reward_model_diagnostics
 from rlhf_eval.results import ComparisonResult, TaskEntry
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 
 def compute_diagnostics(

@@ -11,7 +11,7 @@ from rlhf_common import stats
 from rlhf_eval.estimation import mean_method
 from rlhf_eval.metrics.best_of_n import powers_of_two
 from rlhf_eval.results import BestOfNGains, EstimateRecord, TaskEntry
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 
 def best_of_n_gains(

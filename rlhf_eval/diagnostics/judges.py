@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 from rlhf_eval.length_control import length_controlled_win_rate
 from rlhf_eval.metrics.preference import Verdict, agreement, outcome, position_consistency
 from rlhf_eval.results import EstimateRecord, JudgeAgreementRecord, JudgeSummaryRecord, TaskEntry
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 JUDGED = ("win_rate", "alpaca_eval")
 """Entries whose win rate a judge gives: each gets a JudgeSummaryRecord per judged model."""

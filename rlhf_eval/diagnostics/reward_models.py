@@ -30,7 +30,7 @@ from rlhf_eval.results import (
     SubsetTest,
     TaskEntry,
 )
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 
 ACCURACY = MetricSpec("accuracy", "proportion")
 SIGNED_LENGTH = MetricSpec(

@@ -10,6 +10,7 @@ from typing import Any
 
 from rlhf_common.instruction_data.records import MAX_K
 from rlhf_eval.errors import RunError
+from rlhf_eval.run_settings import StatsSettings
 from rlhf_eval.store import RunDir
 
 DEFAULT_TASK = "instructions"
@@ -53,8 +54,9 @@ class LabelingSet:
     models: tuple[str, ...]
     baseline: str | None
     items: tuple[Item, ...]
-    stats: dict[str, Any]
-    """The suite's statistics settings (confidence, bootstrap_iterations) and seed."""
+    stats: StatsSettings
+    """The suite's statistics settings (confidence, bootstrap_iterations)."""
+    seed: int
 
     def item(self, doc_id: str) -> Item | None:
         return next((i for i in self.items if i.doc_id == doc_id), None)
@@ -75,11 +77,10 @@ def load_labeling_set(run_path: Path, task_id: str | None = None) -> LabelingSet
     first entry whose samples hold generated text); RunError if there is nothing to label."""
     run = RunDir.open(Path(run_path))
     manifest = run.manifest()
-    entries: dict[str, str] = {
-        entry: str(version).partition("@")[0]
-        for entry, version in manifest.get("task_versions", {}).items()
+    entries = {
+        entry: version.partition("@")[0] for entry, version in manifest.task_versions.items()
     }
-    roles = {m["name"]: m.get("role") for m in manifest.get("models", []) if "name" in m}
+    roles = {m.name: m.role for m in manifest.models}
     samples_dir = run.path / "samples"
     folders = sorted(p.name for p in samples_dir.iterdir()) if samples_dir.is_dir() else []
     models = list(roles) + [f for f in folders if f not in roles]
@@ -127,8 +128,9 @@ def load_labeling_set(run_path: Path, task_id: str | None = None) -> LabelingSet
             f"compares at most {MAX_K} (InstructGPT's K range). Fix: label a run with at most "
             f"{MAX_K} models."
         )
-    stats = {**manifest.get("stats", {}), "seed": manifest.get("seed", 0)}
-    return LabelingSet(run.path, chosen, tuple(models), baseline, tuple(items), stats)
+    return LabelingSet(
+        run.path, chosen, tuple(models), baseline, tuple(items), manifest.stats, manifest.seed or 0
+    )
 
 
 def _generated(by_model: dict[str, list[dict]]) -> bool:

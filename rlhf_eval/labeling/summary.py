@@ -76,10 +76,9 @@ def summarize_labels(
     judge_verdicts: dict[str, list[Verdict]] | None = None,
 ) -> dict[str, Any]:
     """Every statistic of the labels of one task entry, as a JSON-ready dict."""
-    settings = labeling.stats
-    confidence = float(settings.get("confidence", 0.95))
-    iterations = int(settings.get("bootstrap_iterations", 10_000))
-    seed = int(settings.get("seed", 0) or 0)
+    confidence = labeling.stats.confidence
+    iterations = labeling.stats.bootstrap_iterations
+    seed = labeling.seed
     labels = list(labels)
     models = [m for m in labeling.models if any(x.model == m for x in labels)]
     by_model: dict[str, list[Label]] = {m: [x for x in labels if x.model == m] for m in models}
@@ -166,7 +165,7 @@ def run_judge_verdicts(labeling: LabelingSet) -> dict[str, list[Verdict]]:
     run = RunDir.open(labeling.run_path)
     manifest = run.manifest()
     try:
-        suite = yaml.safe_load(manifest.get("suite") or "") or {}
+        suite = yaml.safe_load(manifest.suite) or {}
     except yaml.YAMLError:
         suite = {}
     entries = suite.get("tasks") if isinstance(suite, dict) else None

@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.records import Sample
 from rlhf_eval.report.breakdown import (
     CONTRAST_COLUMNS,
@@ -108,7 +109,7 @@ def headline_only(comparisons: list[ComparisonResult]) -> list[ComparisonResult]
 
 def render_html(
     results: Results,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     sample_tables: list[SampleTable],
     cap: int,
     extra_sections: Sequence[Markup] = (),
@@ -162,12 +163,12 @@ def render_html(
             "rows": scorecard_cells(card),
             "gates": gate_lines(card),
         },
-        run_name=manifest.get("run_name") or results.run_name,
-        suite_name=manifest.get("suite_name") or results.suite_name,
-        created=manifest.get("created") or results.created,
-        suite_hash=manifest.get("suite_hash"),
-        seed=manifest.get("seed"),
-        command=manifest.get("command"),
+        run_name=manifest.run_name or results.run_name,
+        suite_name=manifest.suite_name or results.suite_name,
+        created=manifest.created or results.created,
+        suite_hash=manifest.suite_hash,
+        seed=manifest.seed,
+        command=manifest.command,
         packages=package_versions(manifest),
         model_columns=MODEL_COLUMNS,
         models=model_rows(results, manifest),

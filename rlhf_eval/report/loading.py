@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rlhf_eval.errors import RunError
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.records import Sample
 from rlhf_eval.results import Results
 from rlhf_eval.store import RunDir
-
-Manifest = dict[str, Any]
-"""manifest.json as read: the report only looks up keys, so it stays a plain mapping."""
 
 
 @dataclass(frozen=True)

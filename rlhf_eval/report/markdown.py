@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.report.breakdown import breakdown_markdown
 from rlhf_eval.report.groups import group_view, groups_markdown
@@ -139,15 +139,15 @@ def baseline_comparisons(results: Results) -> list[ComparisonResult]:
     return [c for c in results.comparisons if c.against == "baseline"]
 
 
-def model_rows(results: Results, manifest: dict[str, Any]) -> list[Row]:
+def model_rows(results: Results, manifest: Manifest) -> list[Row]:
     """Each model's role and identity, with source and dtype from the manifest when present."""
-    listed = {m.get("name"): m for m in manifest.get("models", []) if isinstance(m, dict)}
+    listed = {m.name: m for m in manifest.models}
     return [
         {
             "model": m.name,
             "role": m.role,
-            "source": str(listed.get(m.name, {}).get("source", "")),
-            "dtype": str(listed.get(m.name, {}).get("dtype", "")),
+            "source": listed[m.name].source if m.name in listed else "",
+            "dtype": listed[m.name].dtype if m.name in listed else "",
             "identity": m.identity,
         }
         for m in results.models
@@ -164,10 +164,9 @@ def wall_rows(results: Results) -> list[Row]:
     return rows
 
 
-def package_versions(manifest: dict[str, Any]) -> dict[str, str]:
+def package_versions(manifest: Manifest) -> dict[str, str]:
     """The versions that most often explain a changed number; "not recorded" when absent."""
-    packages = manifest.get("packages") or {}
-    normalized = {re.sub(r"[-_.]+", "-", str(k)).lower(): str(v) for k, v in packages.items()}
+    normalized = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in manifest.packages.items()}
     return {name: normalized.get(name, "not recorded") for name in HEADER_PACKAGES}
 
 
@@ -179,20 +178,20 @@ def _inline(text: object) -> str:
     return re.sub(r"([\\`*\[\]<])", r"\\\1", re.sub(r"\s+", " ", str(text)).strip())
 
 
-def render_markdown(results: Results, manifest: dict[str, Any]) -> str:
+def render_markdown(results: Results, manifest: Manifest) -> str:
     """The whole markdown report: header, results, comparisons, wall time."""
-    run_name = manifest.get("run_name") or results.run_name
-    suite = manifest.get("suite_name") or results.suite_name
+    run_name = manifest.run_name or results.run_name
+    suite = manifest.suite_name or results.suite_name
     versions = package_versions(manifest)
     out = [
         f"# {_inline(run_name)}: {_inline(suite)}",
         "",
-        f"- **Created:** {_inline(manifest.get('created') or results.created)}",
+        f"- **Created:** {_inline(manifest.created or results.created)}",
     ]
-    if manifest.get("suite_hash"):
-        out.append(f"- **Suite hash:** {_inline(manifest['suite_hash'])}")
-    if manifest.get("seed") is not None:
-        out.append(f"- **Seed:** {_inline(manifest['seed'])}")
+    if manifest.suite_hash:
+        out.append(f"- **Suite hash:** {_inline(manifest.suite_hash)}")
+    if manifest.seed is not None:
+        out.append(f"- **Seed:** {_inline(manifest.seed)}")
     out.append(
         "- **Packages:** " + ", ".join(f"{_inline(k)} {_inline(v)}" for k, v in versions.items())
     )

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from rlhf_eval.diagnostics.judges import JUDGED
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.metrics.preference import outcome
 from rlhf_eval.report.preference_plots import flag_figure, win_rate_figure
@@ -63,7 +64,7 @@ class PreferenceReport:
 
 
 def preference_report(
-    run_dir: Path, results: Results, manifest: dict[str, Any]
+    run_dir: Path, results: Results, manifest: Manifest
 ) -> PreferenceReport | None:
     """The preference section of a run, or None when it has no instructions, win_rate or
     ratings entry. Every statistic is read from results.json; the samples only fill the

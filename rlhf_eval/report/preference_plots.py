@@ -4,30 +4,24 @@ Likert / metadata-flag prevalence by model (Figure 4), each with 95% CI bars."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from rlhf_eval.judges.rubrics import FLAGS
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.report.plots import MODEL_COLORS, NEUTRAL_COLOR, _error, _png
 from rlhf_eval.results import Results
 
 FLAG_LABELS = {"likert": "Likert score (1-7)"} | {f.name: f.label for f in FLAGS}
 
 
-def parameter_counts(manifest: dict[str, Any]) -> dict[str, float]:
+def parameter_counts(manifest: Manifest) -> dict[str, float]:
     """Models' sizes where the manifest records them (`parameters` of a model entry)."""
-    sizes = {}
-    for entry in manifest.get("models", []):
-        if isinstance(entry, dict) and isinstance(entry.get("parameters"), (int, float)):
-            sizes[entry["name"]] = float(entry["parameters"])
-    return sizes
+    return {m.name: float(m.parameters) for m in manifest.models if m.parameters is not None}
 
 
-def win_rate_figure(
-    results: Results, manifest: dict[str, Any], baseline: str | None
-) -> bytes | None:
+def win_rate_figure(results: Results, manifest: Manifest, baseline: str | None) -> bytes | None:
     """Win rate against the baseline by model, one series per win_rate entry (judge), with 95%
     CI bars and the 0.5 line where a model equals the baseline. Models are placed by size (log
     scale) when the manifest knows every model's parameter count, as in the paper; otherwise

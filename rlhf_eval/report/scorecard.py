@@ -7,10 +7,10 @@ request reads first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rlhf_eval.errors import RunError
 from rlhf_eval.gate import GateCheck, gate_checks
+from rlhf_eval.manifest import Manifest
 from rlhf_eval.markdown_tables import escape_cell
 from rlhf_eval.results import ComparisonResult, Results
 
@@ -94,7 +94,7 @@ class Scorecard:
     """The suite's gates checked for each policy against its baseline."""
 
 
-def build_scorecard(results: Results, manifest: dict[str, Any]) -> Scorecard | None:
+def build_scorecard(results: Results, manifest: Manifest) -> Scorecard | None:
     """The scorecard, or None when the run holds no comparison of a policy model."""
     roles = {m.name: m.role for m in results.models}
     names = {t.id: t.name for t in results.tasks}
@@ -116,7 +116,7 @@ def build_scorecard(results: Results, manifest: dict[str, Any]) -> Scorecard | N
             keyed.items(), key=lambda item: ORDER.index(item[0][0])
         )
     ]
-    margins = {g["metric"]: g["max_drop"] for g in manifest.get("gates", [])}
+    margins = {g.metric: g.max_drop for g in manifest.gates}
     gates = {}
     for policy in policies:
         mine = [c for c in results.comparisons if c.candidate == policy and c.against == "baseline"]

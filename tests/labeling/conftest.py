@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_eval.manifest import Manifest, ModelRecord
 from rlhf_eval.records import Sample
+from rlhf_eval.run_settings import StatsSettings
 from rlhf_eval.store import RunDir
 
 TOKEN = "test-token-abc"
@@ -40,17 +42,17 @@ def write_run(
     """A run whose `task_id` entry holds one generated output per prompt and model."""
     run = RunDir.start(
         path,
-        {
-            "fingerprint": "test",
-            "suite_hash": "test",
-            "task_versions": {task_id: f"{task_name}@1", **(extra_tasks or {})},
-            "suite": suite,
-            "seed": 7,
-            "stats": {"confidence": 0.95, "bootstrap_iterations": 2000},
-            "models": [
-                {"name": m, "role": "baseline" if m == BASELINE else "policy"} for m in models
+        Manifest(
+            fingerprint="test",
+            suite_hash="test",
+            task_versions={task_id: f"{task_name}@1", **(extra_tasks or {})},
+            suite=suite,
+            seed=7,
+            stats=StatsSettings(confidence=0.95, bootstrap_iterations=2000),
+            models=[
+                ModelRecord(name=m, role="baseline" if m == BASELINE else "policy") for m in models
             ],
-        },
+        ),
     )
     for model in models:
         run.append_samples(

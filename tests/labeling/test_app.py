@@ -24,6 +24,7 @@ from rlhf_eval.labeling import (
     load_labeling_set,
     make_label_server,
 )
+from rlhf_eval.manifest import Manifest, ModelRecord
 from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir
 from tests.labeling.conftest import MODELS, TOKEN, write_run
@@ -142,12 +143,12 @@ def test_a_missing_run_directory(tmp_path, capsys):
 def test_a_run_without_generation_samples(tmp_path, capsys):
     run = RunDir.start(
         tmp_path / "run",
-        {
-            "fingerprint": "x",
-            "suite_hash": "x",
-            "task_versions": {"truthfulqa_mc": "truthfulqa_mc@1"},
-            "models": [{"name": "sft", "role": "baseline"}, {"name": "ppo"}],
-        },
+        Manifest(
+            fingerprint="x",
+            suite_hash="x",
+            task_versions={"truthfulqa_mc": "truthfulqa_mc@1"},
+            models=[ModelRecord(name="sft", role="baseline"), ModelRecord(name="ppo")],
+        ),
     )
     for model in ("sft", "ppo"):
         run.append_samples(

@@ -184,7 +184,7 @@ def test_judge_diagnostics_are_computed_at_aggregation_with_the_suites_settings(
         [d["baseline_tokens"] for d in details],
         clusters=[s["doc_id"] for s in samples],
         iterations=200,
-        seed=finished_run.manifest()["seed"],
+        seed=finished_run.manifest().seed,
     ).length_controlled
     assert llm["length_controlled"]["point"] == pytest.approx(expected.point)
     assert (llm["length_controlled"]["lo"], llm["length_controlled"]["hi"]) == pytest.approx(

@@ -155,7 +155,7 @@ def test_end_to_end_with_a_tiny_judge(tmp_path, tiny_model_dir):
     }
     samples = run.read_samples("tiny", "alpaca_eval")
     assert all(s["metrics"]["win_rate"] in (0.0, 0.5, 1.0) for s in samples)
-    assert run.manifest()["judge_requests"]["judge"]["computed"] == 3 * 2 * 2
+    assert run.manifest().judge_requests["judge"].computed == 3 * 2 * 2
     # Length bias beside the win rate: tokens and distinct words per answer, with intervals...
     lengths = {m.metric: m.estimate for m in results.metrics if m.metric in LENGTH_METRICS}
     assert set(lengths) == set(LENGTH_METRICS) and all(e.n == 3 for e in lengths.values())

@@ -14,7 +14,7 @@ from rlhf_eval.estimation import corpus_table, estimate_corpus
 from rlhf_eval.metrics.answer_extraction import cue_answer, cue_answer_matches
 from rlhf_eval.metrics.corpus import BBH_SUBTASKS as SUBTASKS
 from rlhf_eval.records import PromptSource
-from rlhf_eval.suite import StatsSettings
+from rlhf_eval.run_settings import StatsSettings
 from rlhf_eval.tasks.bbh import BbhOptions, build_prompt, parse_cot_prompt
 from tests.tasks.helpers import bbh_folder, generated, make_task
 

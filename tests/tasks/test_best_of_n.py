@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rlhf_eval.cli import main
+from rlhf_eval.manifest import RequestCounts
 from rlhf_eval.metrics.best_of_n import (
     best_of_n_kl,
     best_of_n_value,
@@ -168,11 +169,11 @@ def test_a_tiny_policy_with_proxy_and_gold_judges(tmp_path, tiny_model_dir):
     by_hand = np.mean([s["metrics"]["gold_at_4"] - s["metrics"]["gold_at_1"] for s in samples])
     assert gains.gold[2].point == pytest.approx(by_hand) and gains.gold[2].n == 5
     manifest = run.manifest()
-    assert manifest["judge_requests"]["proxy"]["computed"] == 20
+    assert manifest.judge_requests["proxy"].computed == 20
     # Rerun: the policy's samples and both judges' rewards come from the cache.
     again = run_suite(load_suite(suite), show_progress=False, run_name="again").manifest()
-    assert again["requests"]["policy"] == {"computed": 0, "cached": 5}
-    assert again["judge_requests"]["gold"] == {"computed": 0, "cached": 20}
+    assert again.requests["policy"] == RequestCounts(computed=0, cached=5)
+    assert again.judge_requests["gold"] == RequestCounts(computed=0, cached=20)
     md, html = render_report(run.path)
     text = md.read_text()
     assert "## Over-optimisation (best-of-N)" in text and "proxy proxy, gold gold" in text

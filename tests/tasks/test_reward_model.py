@@ -17,6 +17,7 @@ from scipy.stats import kendalltau, norm
 from rlhf_eval.cli import main
 from rlhf_eval.errors import DataError, ModelLoadError
 from rlhf_eval.judges.pointwise import pointwise_prompt
+from rlhf_eval.manifest import RequestCounts
 from rlhf_eval.metrics.reward_model import (
     calibration_statistics,
     ece_from_statistics,
@@ -278,7 +279,7 @@ def test_pairs_are_scored_as_rlhf_train_scores_them(tmp_path, reward_models):
     assert groups == {"chosen longer": 12, "chosen shorter": 12}
     # A second run computes nothing: every reward comes from the response cache.
     again = run_suite(load_suite(suite), show_progress=False, run_name="again")
-    assert again.manifest()["requests"]["a"] == {"computed": 0, "cached": 48}
+    assert again.manifest().requests["a"] == RequestCounts(computed=0, cached=48)
 
 
 def test_kway_rankings_tau_and_ranking_accuracy(tmp_path, reward_models):

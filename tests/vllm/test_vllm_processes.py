@@ -105,10 +105,10 @@ def test_a_killed_engine_stops_the_run_and_the_same_command_resumes(tmp_path):
         command, env={**engine_environment(), **FAST_LOAD_ENV}, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    counts = RunDir.open(tmp_path / "runs" / "engines").manifest()["requests"]["fast"]
+    counts = RunDir.open(tmp_path / "runs" / "engines").manifest().requests["fast"]
     # Items finished before the kill are not asked again; the rest of what was saved comes
     # from the cache: the second run computes exactly what the first did not.
-    assert counts["computed"] == REQUESTS - saved
+    assert counts.computed == REQUESTS - saved
 
 
 def _numbers(run: RunDir) -> dict:
@@ -137,7 +137,7 @@ def test_two_processes_with_an_engine_each_match_one(tmp_path, engine, monkeypat
     done = subprocess.run(launcher, env={**env, **FAST_LOAD_ENV}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-5000:]
     runs = {tag: RunDir.open(tmp_path / tag / "runs" / "engines") for tag in ("one", "two")}
-    assert runs["two"].manifest()["processes"] == 2
+    assert runs["two"].manifest().processes == 2
     assert _numbers(runs["two"]) == _numbers(runs["one"])
     samples = {
         tag: sorted(s["doc_id"] for s in run.read_samples("fast", "truthfulqa_mc"))

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rlhf_eval.cli import main
+from rlhf_eval.manifest import Engine
 from rlhf_eval.models import vllm as vllm_module
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import ModelSpec
@@ -134,9 +135,9 @@ def test_run_beside_hf_then_check_backend(tmp_path, engine, hf, monkeypatch, cap
     suite = write_suite(tmp_path, SUITE)
     assert main(["run", str(suite), "--no-progress"]) == 0
     run = RunDir.open(tmp_path / "runs" / "vllm-suite")
-    models = {m["name"]: m for m in run.manifest()["models"]}
-    assert models["fast"]["engine"] == {"name": "vllm", "version": vllm.__version__}
-    assert models["fast"]["identity"].startswith(f"vllm-{vllm.__version__}:")
+    models = {m.name: m for m in run.manifest().models}
+    assert models["fast"].engine == Engine(name="vllm", version=vllm.__version__)
+    assert models["fast"].identity.startswith(f"vllm-{vllm.__version__}:")
     metrics = {(m.model, m.metric): m for m in run.results().metrics}
     assert metrics[("fast", "truthfulqa_mc2")].n_failed == 1
     assert metrics[("reference", "truthfulqa_mc2")].n_failed == 0
