@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
-from rlhf_eval.backend_check import CheckSettings, check_backend, render
-from rlhf_eval.distributed import start_processes, stop_processes
-from rlhf_eval.errors import RlhfEvalError, RunError
-from rlhf_eval.gate import compare_runs, gate_checks, gate_table, shared_items_note
-from rlhf_eval.judge_check import check_judge
-from rlhf_eval.labeling import label_command
-from rlhf_eval.markdown_tables import markdown_table
-from rlhf_eval.planner import build_tasks, prompt_rows, read_documents
-from rlhf_eval.report import render_report
-from rlhf_eval.report.markdown import (
-    COMPARISON_COLUMNS,
-    RESULT_COLUMNS,
-    comparison_rows,
-    result_rows,
-)
-from rlhf_eval.runner import default_report_dir, run_suite
-from rlhf_eval.store import RunDir
-from rlhf_eval.suite import load_suite
-from rlhf_eval.tasks.base import registered_tasks
+from rlhf_eval.errors import RlhfEvalError
 
-EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BAD_INPUT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        # Imported here, not at the top: loading the commands loads torch, which `--help` and
+        # a mistyped argument never need.
+        from rlhf_eval import commands
+
+        return getattr(commands, f"{args.handler}_command")(args)
     except RlhfEvalError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -68,12 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated model names: evaluate and report only these (the rest of the suite "
         "waits in the cache for a later run without --models)",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler="run")
 
     report = commands.add_parser("report", help="re-render a run's markdown and HTML report")
     report.add_argument("run", type=Path)
     report.add_argument("--out", type=Path, help="folder for report.md/html (default: the run)")
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler="report")
 
     compare = commands.add_parser("compare", help="paired differences between two runs")
     compare.add_argument("candidate", type=Path)
@@ -86,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         help="pair two runs scored on different items (e.g. another `limit`) on the items both "
         "scored; without it such runs exit 2",
     )
-    compare.set_defaults(handler=_compare)
+    compare.set_defaults(handler="compare")
 
     gate = commands.add_parser(
         "gate", help="exit 1 when a metric drops beyond its margin at 95%% confidence"
@@ -112,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="pair two runs scored on different items (e.g. another `limit`) on the items both "
         "scored; without it such runs exit 2",
     )
-    gate.set_defaults(handler=_gate)
+    gate.set_defaults(handler="gate")
 
     prompts = commands.add_parser(
         "prompts",
@@ -121,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prompts.add_argument("suite", type=Path)
     prompts.add_argument("out", type=Path, help="JSONL file to write")
-    prompts.set_defaults(handler=_prompts)
+    prompts.set_defaults(handler="prompts")
 
     check = commands.add_parser(
         "check-backend",
@@ -149,10 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--seed", type=int, default=0, help="which requests are sampled")
     check.add_argument("--out", type=Path, help="also write the measurements as JSON here")
-    check.set_defaults(handler=_check_backend)
+    check.set_defaults(handler="check_backend")
 
     tasks = commands.add_parser("tasks", help="list registered tasks and their options")
-    tasks.set_defaults(handler=_tasks)
+    tasks.set_defaults(handler="tasks")
 
     judge = commands.add_parser(
         "check-judge",
@@ -164,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--data", type=Path, required=True, help="rows as in finetune_truth.jsonl")
     judge.add_argument("--out", type=Path, help="also write the figures as JSON here")
     judge.add_argument("--no-progress", action="store_true", help="no progress bars")
-    judge.set_defaults(handler=_check_judge)
+    judge.set_defaults(handler="check_judge")
 
     label = commands.add_parser(
         "label",
@@ -181,165 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     label.add_argument(
         "--summary", action="store_true", help="print and write RUN/labels_summary.json"
     )
-    label.set_defaults(handler=_label)
+    label.set_defaults(handler="label")
     return parser
-
-
-def _run(args) -> int:
-    loaded = load_suite(args.suite)
-    processes = start_processes()
-    try:
-        run = run_suite(
-            loaded,
-            run_name=args.run_name,
-            overwrite=args.overwrite,
-            use_cache=not args.no_cache,
-            show_progress=not args.no_progress,
-            processes=processes,
-            models=args.models.split(",") if args.models else None,
-        )
-    finally:
-        stop_processes(processes)
-    if not processes.is_main:
-        return EXIT_OK  # process 0 reports for the whole run
-    markdown, html = render_report(run.path, default_report_dir(loaded, run))
-    print(_summary(run.results()))
-    print(f"\nrun: {run.path}\nreport: {markdown}\n        {html}")
-    return EXIT_OK
-
-
-def _report(args) -> int:
-    markdown, html = render_report(RunDir.open(args.run).path, args.out)
-    print(f"{markdown}\n{html}")
-    return EXIT_OK
-
-
-def _compare(args) -> int:
-    comparisons = compare_runs(
-        RunDir.open(args.candidate),
-        RunDir.open(args.baseline),
-        args.model,
-        args.baseline_model,
-        shared_items=args.shared_items,
-    )
-    print(markdown_table(COMPARISON_COLUMNS, comparison_rows(comparisons)))
-    note = shared_items_note(comparisons)
-    if note:
-        print(f"\n{note}")
-    return EXIT_OK
-
-
-def _gate(args) -> int:
-    candidate = RunDir.open(args.candidate)
-    if args.baseline:
-        comparisons = compare_runs(
-            candidate,
-            RunDir.open(args.baseline),
-            args.model,
-            args.baseline_model,
-            shared_items=args.shared_items,
-        )
-    else:
-        comparisons = candidate.results().comparisons
-        if not comparisons:
-            raise RunError(
-                f"{candidate.path} has no baseline model to compare with. Fix: pass "
-                "--baseline RUN, or give one suite model `role: baseline`."
-            )
-    margins = _margins(args.max_drop) or {g.metric: g.max_drop for g in candidate.manifest().gates}
-    if not margins:
-        raise RunError(
-            "no gate to check. Fix: pass --max-drop METRIC=MARGIN, or add `gates` to the suite."
-        )
-    checks = gate_checks(comparisons, margins)
-    print(gate_table(checks))
-    return EXIT_OK if all(check.passed for check in checks) else EXIT_GATE_FAILED
-
-
-def _margins(items: list[str]) -> dict[str, float]:
-    margins = {}
-    for item in items:
-        metric, sep, value = item.partition("=")
-        try:
-            margin = float(value)
-        except ValueError:
-            margin = -1.0
-        if not sep or not metric.strip() or not math.isfinite(margin) or margin < 0:
-            raise RunError(
-                f"--max-drop {item!r}: expected METRIC=MARGIN with a finite margin >= 0, e.g. "
-                "truthfulqa_mc2=0.02"
-            )
-        margins[metric.strip()] = margin
-    return margins
-
-
-def _check_judge(args) -> int:
-    report = check_judge(args.kind, args.judge, args.data, progress=not args.no_progress)
-    print(json.dumps(report["evaluation"], indent=2))
-    if report["yes_tokens"] != 1:
-        print(
-            f"note: ' yes' is {report['yes_tokens']} tokens for this judge's tokenizer; its "
-            "score is the probability of the whole sequence, not of one token."
-        )
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return EXIT_OK
-
-
-def _prompts(args) -> int:
-    loaded = load_suite(args.suite)
-    tasks = build_tasks(loaded)
-    documents, skipped = read_documents(tasks)  # hub data out of reach: skipped, as in `run`
-    for task_id, reason in skipped.items():
-        print(f"skipped task {task_id}: {reason}", file=sys.stderr)
-    rows = prompt_rows({task_id: tasks[task_id] for task_id in documents}, documents)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(
-        f"{len(rows)} prompts written to {args.out}. Add an `output` field to each row (and any "
-        "scores), then use the file as a model with `backend: precomputed`."
-    )
-    return EXIT_OK
-
-
-def _label(args) -> int:
-    label_command(args.run, args.task, args.host, args.port, args.export, args.summary)
-    return EXIT_OK
-
-
-def _check_backend(args) -> int:
-    loaded = load_suite(args.suite)
-    settings = CheckSettings(
-        sample=args.sample,
-        generations=args.generations,
-        max_new_tokens=args.max_new_tokens,
-        tolerance=args.tolerance,
-        min_agreement=args.min_agreement,
-        seed=args.seed,
-    )
-    check = check_backend(loaded, args.model, args.reference, settings)
-    print(render(check))
-    if args.out:
-        args.out.write_text(check.to_json())
-    return EXIT_OK if check.passed else EXIT_GATE_FAILED
-
-
-def _tasks(args) -> int:
-    for name, task in registered_tasks().items():
-        print(f"{name}: {task.description}")
-        print(f"  metrics: {', '.join(f'{m.name} ({m.kind})' for m in task.metrics)}")
-        for field, info in task.Options.model_fields.items():
-            default = "required" if info.is_required() else f"default {info.default!r}"
-            print(f"  {field}: {info.annotation!s} ({default})".replace("typing.", ""))
-    return EXIT_OK
-
-
-def _summary(results) -> str:
-    return markdown_table(RESULT_COLUMNS, result_rows(results))
 
 
 if __name__ == "__main__":
