@@ -1,4 +1,5 @@
-"""run_suite(): every model on every task, with a progress bar, a response cache and resume."""
+"""run_suite(): every model on every task, with a progress bar, a response cache and resume, in
+three steps: prepare the run, evaluate each model, finalise the results."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,21 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rlhf_common.model_aliases import cache_home
 from rlhf_eval import __version__
 from rlhf_eval.aggregate import compute_results
-from rlhf_eval.answering import answer
 from rlhf_eval.distributed import Processes, start_processes
 from rlhf_eval.errors import RlhfEvalError, SuiteError
 from rlhf_eval.judging import Judges
 from rlhf_eval.manifest import Manifest, ModelRecord, RequestCounts
 from rlhf_eval.model_loading import load_backend
-from rlhf_eval.models.base import ModelBackend
-from rlhf_eval.planner import (
-    bind_items,
-    build_tasks,
-    check_precomputed,
-    entry_requests,
-    read_documents,
-)
-from rlhf_eval.records import Document, Sample
+from rlhf_eval.planner import bind_items, build_tasks, check_precomputed, read_documents
+from rlhf_eval.records import Document
 from rlhf_eval.store import (
     ResponseCache,
     RunDir,
@@ -38,10 +32,48 @@ from rlhf_eval.store import (
     package_versions,
 )
 from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
+from rlhf_eval.task_evaluation import evaluate_task
 from rlhf_eval.tasks.base import RunContext, Task
 
-# Documents per unit of work: each unit's samples are on disk before the next one starts.
-CHUNK_DOCUMENTS = 64
+
+@dataclass
+class RunTotals:
+    """What the manifest adds up over every attempt at the run, updated as each model ends:
+    the models' identities (in the order first recorded), times and request counts."""
+
+    models: dict[str, ModelRecord]
+    wall_seconds: dict[str, float]
+    task_wall_seconds: dict[str, dict[str, float]]
+    requests: dict[str, RequestCounts]
+
+    @classmethod
+    def recorded(cls, manifest: Manifest) -> RunTotals:
+        """The totals an earlier attempt left in the manifest (nothing for a new run)."""
+        return cls(
+            models={m.name: m for m in manifest.models},
+            wall_seconds=dict(manifest.wall_seconds or {}),
+            task_wall_seconds={m: dict(t) for m, t in (manifest.task_wall_seconds or {}).items()},
+            requests=dict(manifest.requests or {}),
+        )
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything the models' evaluations share, ready before any model loads."""
+
+    loaded: LoadedSuite
+    processes: Processes
+    selected: set[str]
+    """The suite models this run evaluates and reports."""
+    tasks: dict[str, Task]
+    """The task entries with documents (skipped ones left out), judges bound."""
+    documents: dict[str, list[Document]]
+    skipped: dict[str, str]
+    """Task entries skipped (hub data out of reach), with the reason."""
+    cache: ResponseCache
+    run: RunDir
+    judges: Judges
+    totals: RunTotals
 
 
 def run_suite(
@@ -69,23 +101,26 @@ def run_suite(
     check_writable_folders(loaded)
     lock = RunLock(loaded.resolve(loaded.suite.output_dir) / (run_name or loaded.name))
     try:
-        return _run_locked(
-            loaded, run_name, overwrite, use_cache, show_progress, processes, selected, lock
-        )
+        prepared = prepare(loaded, run_name, overwrite, use_cache, processes, selected, lock)
+        with _progress(show_progress and processes.is_main) as progress:
+            for spec in _evaluation_order(prepared):
+                evaluate_model(prepared, spec, progress)
+        return finalise(prepared)
     finally:
         lock.release()
 
 
-def _run_locked(
+def prepare(
     loaded: LoadedSuite,
     run_name: str | None,
     overwrite: bool,
     use_cache: bool,
-    show_progress: bool,
     processes: Processes,
     selected: set[str],
     lock: RunLock,
-) -> RunDir:
+) -> PreparedRun:
+    """Build the tasks and read every document, open the response cache, lock and start (or
+    reopen) the run folder, and bind the judges to the tasks."""
     suite = loaded.suite
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
@@ -109,114 +144,149 @@ def _run_locked(
         ),
         lambda: RunDir.open(path),
     )
-    manifest = run.manifest()
-    identities = {m.name: m for m in manifest.models}
-    wall = dict(manifest.wall_seconds or {})
-    task_wall = {m: dict(t) for m, t in (manifest.task_wall_seconds or {}).items()}
-    counts = dict(manifest.requests or {})
+    totals = RunTotals.recorded(run.manifest())
     judges = Judges(loaded, cache)
     for task in tasks.values():
         task.judges = judges
-    baselines = {m.name for m in suite.models if m.role == "baseline"}
-    with _progress(show_progress and processes.is_main) as progress:
-        # The baseline first: pairwise tasks read its samples while scoring the other models.
-        for spec in sorted(suite.models, key=lambda m: m.name not in baselines):
-            if spec.name not in selected:
-                continue
-            # Process 0 cuts any torn last line first; the others read after it is done.
-            if processes.is_main:
-                pending = {
-                    task_id: _pending(run, spec.name, task_id, docs, repair=True)
-                    for task_id, docs in documents.items()
+    return PreparedRun(
+        loaded, processes, selected, tasks, documents, skipped, cache, run, judges, totals
+    )
+
+
+def evaluate_model(
+    prepared: PreparedRun, spec: ModelSpec, progress: Progress | _NoProgress
+) -> None:
+    """Answer and score the model's pending documents of every task, one bar per task, then
+    record its identity, times and request counts (prepared.totals and the manifest). A model
+    an earlier attempt finished is left alone: its weights are not loaded."""
+    run, processes, totals = prepared.run, prepared.processes, prepared.totals
+    documents, judges = prepared.documents, prepared.judges
+    pending = _pending_documents(prepared, spec.name)
+    if spec.name in totals.models and not any(pending.values()):
+        return  # finished in an earlier attempt: no need to load the weights
+    started = time.perf_counter()
+    if spec.backend == "hf":
+        spec = spec.model_copy(update={"device": processes.device(spec.device)})
+    backend = load_backend(spec, prepared.loaded)
+    bind_items(backend, prepared.tasks, documents)
+    totals.models[spec.name] = ModelRecord(
+        name=spec.name,
+        role=spec.role,
+        identity=backend.identity,
+        source=spec.source(),
+        dtype=spec.dtype,
+        parameters=getattr(backend, "parameters", None),
+        # The engine and its version where the backend names one (vLLM).
+        engine=getattr(backend, "engine", None),
+    )
+    if processes.is_main:
+        run.write_manifest(
+            run.manifest().model_copy(
+                update={
+                    "models": list(totals.models.values()),
+                    "processes": processes.world_size,
                 }
-            processes.barrier()
-            if not processes.is_main:
-                pending = {
-                    task_id: _pending(run, spec.name, task_id, docs)
-                    for task_id, docs in documents.items()
-                }
-            if spec.name in identities and not any(pending.values()):
-                continue  # finished in an earlier attempt: no need to load the weights
-            started = time.perf_counter()
-            if spec.backend == "hf":
-                spec = spec.model_copy(update={"device": processes.device(spec.device)})
-            backend = load_backend(spec, loaded)
-            bind_items(backend, tasks, documents)
-            identities[spec.name] = ModelRecord(
-                name=spec.name,
-                role=spec.role,
-                identity=backend.identity,
-                source=spec.source(),
-                dtype=spec.dtype,
-                parameters=getattr(backend, "parameters", None),
-                # The engine and its version where the backend names one (vLLM).
-                engine=getattr(backend, "engine", None),
             )
-            if processes.is_main:
-                run.write_manifest(
-                    run.manifest().model_copy(
-                        update={
-                            "models": list(identities.values()),
-                            "processes": processes.world_size,
-                        }
-                    )
-                )
-            count = {"computed": 0, "cached": 0}
-            for task in tasks.values():
-                task.context = RunContext(
-                    spec.name, loaded.baseline_of(spec.name), run.path, run.read_samples
-                )
-            for task_id, docs in pending.items():
-                mine = processes.shard(docs)
-                label = f"{spec.name} · {task_id}"
-                bar = progress.add_task(label, total=len(documents[task_id]))
-                progress.update(bar, completed=len(documents[task_id]) - len(docs))
-                task_started = time.perf_counter()
-                _evaluate(
-                    tasks[task_id],
-                    mine,
-                    backend,
-                    cache,
-                    run,
-                    spec,
-                    task_id,
-                    # Process 0's bar counts every process's share as its own advances.
-                    lambda n, bar=bar: progress.advance(bar, n * processes.world_size),
-                    count,
-                )
-                seconds = max(processes.gather(time.perf_counter() - task_started))
-                per_task = task_wall.setdefault(spec.name, {})
-                per_task[task_id] = per_task.get(task_id, 0.0) + seconds
-            backend.close()
-            elapsed = max(processes.gather(time.perf_counter() - started))
-            wall[spec.name] = wall.get(spec.name, 0.0) + elapsed
-            for share in processes.gather(count):
-                _add_counts(counts, {spec.name: share})
-            judge_counts = processes.gather(dict(judges.counts))
-            if processes.is_main:
-                manifest = run.manifest()
-                recorded = {
-                    "wall_seconds": wall,
-                    "task_wall_seconds": task_wall,
-                    "requests": counts,
-                    **_judge_record(manifest, judges, judge_counts),
-                }
-                run.write_manifest(manifest.model_copy(update=recorded))
-            judges.counts.clear()
-    judges.close()
-    cache.close()
+        )
+    count = {"computed": 0, "cached": 0}
+    for task in prepared.tasks.values():
+        task.context = RunContext(
+            spec.name, prepared.loaded.baseline_of(spec.name), run.path, run.read_samples
+        )
+    for task_id, docs in pending.items():
+        mine = processes.shard(docs)
+        label = f"{spec.name} · {task_id}"
+        bar = progress.add_task(label, total=len(documents[task_id]))
+        progress.update(bar, completed=len(documents[task_id]) - len(docs))
+        task_started = time.perf_counter()
+        evaluate_task(
+            prepared.tasks[task_id],
+            mine,
+            backend,
+            prepared.cache,
+            run,
+            spec,
+            task_id,
+            # Process 0's bar counts every process's share as its own advances.
+            lambda n, bar=bar: progress.advance(bar, n * processes.world_size),
+            count,
+        )
+        seconds = max(processes.gather(time.perf_counter() - task_started))
+        per_task = totals.task_wall_seconds.setdefault(spec.name, {})
+        per_task[task_id] = per_task.get(task_id, 0.0) + seconds
+    backend.close()
+    elapsed = max(processes.gather(time.perf_counter() - started))
+    totals.wall_seconds[spec.name] = totals.wall_seconds.get(spec.name, 0.0) + elapsed
+    for share in processes.gather(count):
+        _add_counts(totals.requests, {spec.name: share})
+    judge_counts = processes.gather(dict(judges.counts))
+    if processes.is_main:
+        manifest = run.manifest()
+        recorded = {
+            "wall_seconds": totals.wall_seconds,
+            "task_wall_seconds": totals.task_wall_seconds,
+            "requests": totals.requests,
+            **_judge_record(manifest, judges, judge_counts),
+        }
+        run.write_manifest(manifest.model_copy(update=recorded))
+    judges.counts.clear()
+
+
+def finalise(prepared: PreparedRun) -> RunDir:
+    """Close the judges and the cache; once every process's samples are on disk, process 0
+    aggregates the selected models' samples into results.json."""
+    run, processes, totals = prepared.run, prepared.processes, prepared.totals
+    prepared.judges.close()
+    prepared.cache.close()
     processes.barrier()  # every share is on disk before process 0 aggregates
     if processes.is_main:
+        suite_models = prepared.loaded.suite.models
         models = [
-            identities[m.name] for m in suite.models if m.name in identities and m.name in selected
+            totals.models[m.name]
+            for m in suite_models
+            if m.name in totals.models and m.name in prepared.selected
         ]
         run.write_results(
             compute_results(
-                run, loaded, tasks, models, documents, wall, skipped=skipped, task_wall=task_wall
+                run,
+                prepared.loaded,
+                prepared.tasks,
+                models,
+                prepared.documents,
+                totals.wall_seconds,
+                skipped=prepared.skipped,
+                task_wall=totals.task_wall_seconds,
             )
         )
     processes.barrier()
     return run
+
+
+def _evaluation_order(prepared: PreparedRun) -> list[ModelSpec]:
+    """The selected models, the baseline first: pairwise tasks read its samples while scoring
+    the other models."""
+    suite = prepared.loaded.suite
+    baselines = {m.name for m in suite.models if m.role == "baseline"}
+    ordered = sorted(suite.models, key=lambda m: m.name not in baselines)
+    return [spec for spec in ordered if spec.name in prepared.selected]
+
+
+def _pending_documents(prepared: PreparedRun, model: str) -> dict[str, list[Document]]:
+    """Each task's documents without a sample of `model` yet. Process 0 cuts any torn last
+    line first; the others read after it is done."""
+    run, processes = prepared.run, prepared.processes
+    if processes.is_main:
+        pending = {
+            task_id: _pending(run, model, task_id, docs, repair=True)
+            for task_id, docs in prepared.documents.items()
+        }
+    processes.barrier()
+    if not processes.is_main:
+        pending = {
+            task_id: _pending(run, model, task_id, docs)
+            for task_id, docs in prepared.documents.items()
+        }
+    return pending
 
 
 def _selected_models(loaded: LoadedSuite, names: list[str] | None) -> set[str]:
@@ -265,112 +335,6 @@ def _pending(
     return [d for d in docs if d.id not in done]
 
 
-def _evaluate(
-    task: Task,
-    docs: list[Document],
-    backend: ModelBackend,
-    cache: ResponseCache,
-    run: RunDir,
-    spec: ModelSpec,
-    task_id: str,
-    advance,
-    count: dict[str, int],
-) -> None:
-    for start in range(0, len(docs), CHUNK_DOCUMENTS):
-        chunk = docs[start : start + CHUNK_DOCUMENTS]
-        writer = _ChunkWriter(task, chunk, run, spec.name, task_id, advance)
-        flat = [r for rs in writer.requests for r in rs]
-        before = dict(count)
-        answer(flat, backend, cache, count, spec.generation, on_answered=writer.answered)
-        writer.finish()
-        run.log_progress(
-            {
-                "model": spec.name,
-                "task": task_id,
-                "event": "chunk",
-                "documents": len(chunk),
-                "computed": count.get("computed", 0) - before.get("computed", 0),
-                "cached": count.get("cached", 0) - before.get("cached", 0),
-            }
-        )
-
-
-class _ChunkWriter:
-    """Saves a chunk's samples as their requests are answered: each run of documents whose
-    requests are all answered, from the first not yet written, is scored and appended at once
-    (tasks scored one document at a time), so samples stay in document order and a killed run
-    keeps them; tasks that score in batches (a judge) are scored when the whole chunk is
-    answered. Either way every answer is already in the cache, so nothing is computed twice."""
-
-    def __init__(self, task: Task, docs: list[Document], run: RunDir, model: str, task_id, advance):
-        self.task, self.docs, self.run, self.model, self.task_id = task, docs, run, model, task_id
-        self.advance = advance
-        self.requests = [entry_requests(task, task_id, doc) for doc in docs]
-        self.owner = [i for i, rs in enumerate(self.requests) for _ in rs]
-        self.offsets = [0]
-        for rs in self.requests:
-            self.offsets.append(self.offsets[-1] + len(rs))
-        self.responses: list = [None] * len(self.owner)
-        self.waiting = [len(rs) for rs in self.requests]
-        self.written = [False] * len(docs)
-        self.one_at_a_time = type(task).score_batch is Task.score_batch
-
-    def answered(self, positions: list[int], responses: list, computed: bool) -> None:
-        """Record answers (`computed` now, or from the cache); write the documents they
-        complete; log the event after both are on disk."""
-        for position, response in zip(positions, responses, strict=True):
-            if self.responses[position] is None:
-                self.responses[position] = response
-                self.waiting[self.owner[position]] -= 1
-        ready = []
-        if self.one_at_a_time:
-            start = self.written.index(False) if False in self.written else len(self.docs)
-            end = start
-            while end < len(self.docs) and self.waiting[end] == 0:
-                end += 1
-            ready = list(range(start, end))
-            self._write(ready)
-        self.run.log_progress(
-            {
-                "model": self.model,
-                "task": self.task_id,
-                "event": "computed" if computed else "cached",
-                "requests": len(set(positions)),
-                "documents_written": len(ready) if self.one_at_a_time else 0,
-            }
-        )
-
-    def finish(self) -> None:
-        """Write whatever is not written yet (a batch-scored chunk, documents without
-        requests)."""
-        self._write([i for i, done in enumerate(self.written) if not done])
-
-    def _write(self, indices: list[int]) -> None:
-        if not indices:
-            return
-        docs = [self.docs[i] for i in indices]
-        answered = [self.responses[self.offsets[i] : self.offsets[i + 1]] for i in indices]
-        self.run.append_samples(self.model, self.task_id, _score_chunk(self.task, docs, answered))
-        for i in indices:
-            self.written[i] = True
-        self.advance(len(indices))
-
-
-def _score_chunk(task: Task, docs: list[Document], answered: list[list]) -> list[Sample]:
-    """Samples for a chunk: one document at a time unless the task scores in batches (a judge),
-    where an exception fails the chunk's samples, each recorded as a failure."""
-    if type(task).score_batch is Task.score_batch:
-        return [_score(task, doc, responses) for doc, responses in zip(docs, answered, strict=True)]
-    try:
-        samples = task.score_batch(docs, answered)
-    except Exception as error:  # noqa: BLE001  (a judge that fails fails these samples only)
-        return [_failed(task, doc, error) for doc in docs]
-    for sample, doc in zip(samples, docs, strict=True):
-        if sample.cluster is None:
-            sample.cluster = doc.cluster
-    return samples
-
-
 def _judge_record(
     manifest: Manifest, judges: Judges, shares: list[dict[str, dict[str, int]]]
 ) -> dict[str, object]:
@@ -382,29 +346,6 @@ def _judge_record(
     for share in shares:
         _add_counts(counts, share)
     return {"judges": list(known.values()), "judge_requests": counts} if known else {}
-
-
-def _score(task: Task, doc: Document, responses: list) -> Sample:
-    """A scorer that raises becomes a counted failure, never a zero."""
-    try:
-        sample = task.score(doc, responses)
-    except Exception as error:  # noqa: BLE001  (any scorer bug is recorded, the run goes on)
-        return _failed(task, doc, error)
-    if sample.cluster is None:
-        sample.cluster = doc.cluster
-    return sample
-
-
-def _failed(task: Task, doc: Document, error: Exception) -> Sample:
-    return Sample(
-        doc_id=doc.id,
-        prompt="",
-        target=None,
-        prediction=None,
-        metrics={m.name: None for m in task.metrics},
-        cluster=doc.cluster,
-        error=f"{type(error).__name__}: {error}",
-    )
 
 
 def _manifest(
