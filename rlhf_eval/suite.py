@@ -461,7 +461,7 @@ def _needed(backend: str, field: str) -> str:
     """A missing field of a model entry, with what it is."""
     if field in CommonSpec.model_fields:
         return f"every model entry needs `{field}`"
-    description = BACKEND_SPECS[backend].model_fields[field].description or ""
+    description = " ".join((BACKEND_SPECS[backend].model_fields[field].description or "").split())
     about = f": {description[:1].lower()}{description[1:]}" if description else ""
     return f"`backend: {backend}` needs `{field}`{about}"
 

@@ -29,6 +29,8 @@ OTHER_BACKENDS_FIELD = "other_backends_field"
 
 
 class GenerationDefaults(BaseModel):
+    """The entry's defaults for generation requests that leave them unset."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_new_tokens: int = Field(256, ge=1)
@@ -129,9 +131,9 @@ class OpenAISpec(CommonSpec):
 
     backend: Literal["openai"] = "openai"
     base_url: str
-    """the server, e.g. http://127.0.0.1:8000 (with or without /v1)"""
+    """The server, e.g. http://127.0.0.1:8000 (with or without /v1)."""
     model: str
-    """the model name the server serves (its /v1/models id)"""
+    """The model name the server serves (its /v1/models id)."""
     api_key_env: str | None = None
     """The environment variable holding the API key."""
     max_concurrency: int = Field(8, ge=1)
@@ -167,9 +169,9 @@ class PrecomputedSpec(CommonSpec):
     InstructGPT samples (rlhf_eval/models/released.py; `model:` picks one of its twelve models,
     e.g. sft-175b)."""
     file: Path
-    """the CSV or JSONL file of outputs generated elsewhere (relative paths are relative to the
+    """The CSV or JSONL file of outputs generated elsewhere (relative paths are relative to the
     suite file), or with `format: instructgpt_released` the folder of OpenAI's released samples
-    (fetched when absent)"""
+    (fetched when absent)."""
     model: str | None = None
     """Whose rows of `file` to read (default: the entry's `name`)."""
 
