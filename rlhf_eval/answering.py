@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.base import ModelBackend
+from rlhf_eval.models.spec import GenerationDefaults
 from rlhf_eval.records import (
     Generation,
     GenerationRequest,
@@ -17,7 +18,6 @@ from rlhf_eval.records import (
     Unanswerable,
 )
 from rlhf_eval.store import ResponseCache
-from rlhf_eval.suite import GenerationDefaults
 
 Request = LoglikelihoodRequest | GenerationRequest | RewardRequest
 

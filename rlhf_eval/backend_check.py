@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.model_loading import load_backend
+from rlhf_eval.models.spec import HFSpec, VLLMSpec
 from rlhf_eval.planner import build_tasks, entry_requests, read_documents
 from rlhf_eval.records import (
     Generation,
@@ -23,7 +24,7 @@ from rlhf_eval.records import (
     Unanswerable,
 )
 from rlhf_eval.store import ResponseCache
-from rlhf_eval.suite import VLLM_FIELDS, LoadedSuite, ModelSpec
+from rlhf_eval.suite import LoadedSuite, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -117,25 +118,23 @@ def _model(loaded: LoadedSuite, name: str, option: str) -> ModelSpec:
     return specs[name]
 
 
-def _hf_twin(spec: ModelSpec) -> ModelSpec:
-    """The same weights, dtype and chat template under the transformers backend; its context
-    window is vLLM's `max_model_len` where one is set."""
-    if spec.backend == "hf":
+def _hf_twin(spec: ModelSpec) -> HFSpec:
+    """The same weights, dtype and chat template under the transformers backend (every field
+    the two entries share); its context window is vLLM's `max_model_len` where one is set."""
+    if isinstance(spec, HFSpec):
         raise SuiteError(
             f"model '{spec.name}' already uses `backend: hf`, the reference. Fix: name a model "
             "with another backend (vllm, openai)."
         )
-    if spec.backend != "vllm":
+    if not isinstance(spec, VLLMSpec):
         raise SuiteError(
             f"model '{spec.name}' (`backend: {spec.backend}`) names no weights to load with "
             "transformers. Fix: add a `backend: hf` entry with the same weights to the suite and "
             "pass it as --reference."
         )
-    kept = spec.model_dump(
-        exclude_unset=True, exclude={*VLLM_FIELDS, "backend", "max_length", "device"}
-    )
-    return ModelSpec.model_validate(
-        {**kept, "name": f"{spec.name}-hf", "backend": "hf", "max_length": spec.max_model_len}
+    kept = spec.model_dump(exclude_unset=True, include=set(HFSpec.model_fields) - {"backend"})
+    return HFSpec.model_validate(
+        {**kept, "name": f"{spec.name}-hf", "max_length": spec.max_model_len}
     )
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rlhf_common.model_aliases import resolve_pretrained
 from rlhf_eval.answering import answer
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.manifest import JudgeRecord
-from rlhf_eval.model_loading import load_backend
+from rlhf_eval.model_loading import load_backend, weights_source
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.reward_model import RewardModel
+from rlhf_eval.models.spec import HFSpec
 from rlhf_eval.records import (
     Generation,
     GenerationRequest,
@@ -63,15 +63,14 @@ class Judges:
         one output, e.g. an `rlhf-train rm` checkpoint) instead of a causal LM; once per run."""
         if name not in self._backends:
             spec = self._spec(name)
-            if spec.backend != "hf":
+            if not isinstance(spec, HFSpec):
                 raise SuiteError(
                     f"{self._loaded.path}: judge '{name}' is used as a reward model, which runs "
                     f"locally with transformers; `backend: {spec.backend}` cannot. Fix: give it "
                     "`path:` or `hub_id:` (backend hf)."
                 )
-            source = str(self._loaded.resolve(spec.path)) if spec.path else spec.source()
             self._backends[name] = RewardModel(
-                resolve_pretrained(source),
+                weights_source(spec, self._loaded),
                 spec.dtype,
                 spec.device,
                 spec.batch_size,

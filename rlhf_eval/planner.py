@@ -17,6 +17,7 @@ from rlhf_eval.errors import DataError, DataUnavailable, SuiteError
 from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.base import ModelBackend
 from rlhf_eval.models.precomputed import ItemKeys, PrecomputedBackend
+from rlhf_eval.models.spec import PrecomputedSpec
 from rlhf_eval.records import (
     Document,
     GenerationRequest,
@@ -128,7 +129,7 @@ def check_precomputed(
     answers (outputs made elsewhere for a subset). Returns the documents to run."""
     backends = []
     for spec in loaded.suite.models:
-        if spec.backend == "precomputed":
+        if isinstance(spec, PrecomputedSpec):
             backend = load_backend(spec, loaded)
             assert isinstance(backend, PrecomputedBackend)
             bind_items(backend, tasks, documents)

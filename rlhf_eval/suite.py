@@ -7,14 +7,24 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlhf_common.model_aliases import ALIASES, cache_home
+from rlhf_common.model_aliases import cache_home
 from rlhf_eval.errors import SuiteError
 from rlhf_eval.models import vllm as vllm_backend
+from rlhf_eval.models.spec import (
+    BACKEND_SPECS,
+    OTHER_BACKENDS_FIELD,
+    CommonSpec,
+    ModelSpec,
+    PrecomputedSpec,
+    VLLMSpec,
+    WeightsSpec,
+    backends_reading,
+)
 from rlhf_eval.run_settings import GateSpec, StatsSettings
 from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 
@@ -22,262 +32,6 @@ from rlhf_eval.tasks.base import TaskOptions, registered_tasks
 class _Closed(BaseModel):
     # No NaN or infinity anywhere: a margin of nan fails every check and inf passes every one.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class GenerationDefaults(_Closed):
-    max_new_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0.0)
-    stop: list[str] = []
-
-
-_GENERATOR_FIELDS = (
-    "path",
-    "hub_id",
-    "alias",
-    "revision",
-    "dtype",
-    "device",
-    "chat_template",
-    "batch_size",
-    "max_length",
-    "trust_remote_code",
-    "base_url",
-    "api_key_env",
-    "max_concurrency",
-    "requests_per_minute",
-)
-"""ModelSpec fields that say how to run a model: `backend: precomputed` rejects them."""
-
-VLLM_FIELDS = (
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "data_parallel_size",
-    "gpu_memory_utilization",
-    "max_model_len",
-    "enforce_eager",
-    "enable_prefix_caching",
-    "engine_kwargs",
-)
-"""ModelSpec fields only `backend: vllm` reads: the others reject them."""
-
-REWARD_FIELDS = ("reward_template", "reward_scorer")
-"""ModelSpec fields only `backend: reward_model` reads: the others reject them."""
-
-
-class ModelSpec(_Closed):
-    """One model to evaluate.
-
-    For `backend: hf`, exactly one of path, hub_id or alias says where the weights come from.
-    For `backend: openai`, an OpenAI-compatible server at `base_url` serves `model`.
-    For `backend: precomputed`, `file` holds outputs generated elsewhere (the rows of `model`).
-    For `backend: vllm`, the weights come as for `hf`, and vLLM's engine runs them in this
-    process (docs/vllm.md); the fields after `requests_per_minute` are its options.
-    For `backend: reward_model`, the weights come as for `hf` and the model scores completions
-    (the reward_model task, or a judge of best_of_n): a sequence classifier with one output, or
-    with `reward_scorer: llm` a causal LM asked whether a response is good
-    (rlhf_eval/models/reward_backend.py).
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    backend: Literal["hf", "openai", "precomputed", "vllm", "reward_model"] = "hf"
-    path: Path | None = None
-    hub_id: str | None = None
-    alias: str | None = None
-    revision: str | None = None
-    role: Literal["policy", "baseline", "reference"] = "policy"
-    group: str | None = None
-    """Models of one group are compared with that group's baseline and references only (e.g. a
-    model size: PPO-175B against SFT-175B and GPT-3 175B); one baseline per group."""
-    dtype: Literal["float32", "bfloat16", "float16", "float64"] = "float32"
-    device: str = "auto"
-    chat_template: bool = False
-    """Wrap generation prompts in the tokenizer's chat template."""
-    batch_size: int = Field(32, ge=1)
-    max_length: int | None = Field(None, ge=2)
-    trust_remote_code: bool = False
-    generation: GenerationDefaults = GenerationDefaults()
-    base_url: str | None = None
-    """`backend: openai` only: the server, e.g. http://127.0.0.1:8000 (with or without /v1)."""
-    model: str | None = None
-    """`backend: openai`: the model name the server knows (its /v1/models id);
-    `backend: precomputed`: whose rows of `file` to read (default: the entry's `name`)."""
-    file: Path | None = None
-    """`backend: precomputed` only: the CSV or JSONL file of outputs (relative to the suite file;
-    rlhf_eval/models/precomputed.py documents its columns), or with `format:
-    instructgpt_released` the folder of OpenAI's released samples (fetched when absent)."""
-    format: Literal["rows", "instructgpt_released"] = "rows"
-    """`backend: precomputed` only: our rows (above), or OpenAI's released InstructGPT samples
-    (rlhf_eval/models/released.py; `model:` picks one of its twelve models, e.g. sft-175b)."""
-    api_key_env: str | None = None
-    """`backend: openai` only: the environment variable holding the API key."""
-    max_concurrency: int = Field(8, ge=1)
-    requests_per_minute: int | None = Field(None, ge=1)
-    tensor_parallel_size: int = Field(1, ge=1)
-    """`backend: vllm` only: GPUs each layer is split over (vLLM tensor parallelism)."""
-    pipeline_parallel_size: int = Field(1, ge=1)
-    """`backend: vllm` only: GPUs (or, on Ray, nodes) the layers are split over."""
-    data_parallel_size: int = Field(1, ge=1)
-    """`backend: vllm` only, and 1: data parallelism is one engine per process (torchrun)."""
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
-    """`backend: vllm` only: the share of GPU memory the engine takes (vLLM's default 0.92)."""
-    max_model_len: int | None = Field(None, ge=2)
-    """`backend: vllm` only: the context window (default: the model's). A longer prompt is a
-    counted failure of its item, never truncated."""
-    enforce_eager: bool = False
-    """`backend: vllm` only: no torch.compile or CUDA graphs (faster start, slower decoding)."""
-    enable_prefix_caching: bool = True
-    """`backend: vllm` only: reuse the key/value cache of shared prefixes (few-shot primers)."""
-    engine_kwargs: dict[str, Any] = {}
-    """`backend: vllm` only: more arguments for `vllm.LLM` (vllm.EngineArgs names)."""
-    reward_template: Literal["instruction", "hh", "chat", "plain"] = "instruction"
-    """`backend: reward_model` only: how the reward model reads a conversation prompt:
-    rlhf-train's "### Instruction:" template, HH-RLHF's "Human: ... Assistant:" markup, the
-    model's chat template, or plain text. Use the format it was trained on (an `rlhf-train rm`
-    checkpoint trained on HH-RLHF pairs reads `hh`)."""
-    reward_scorer: Literal["classifier", "llm"] = "classifier"
-    """`backend: reward_model` only: a sequence classifier with one output (an `rlhf-train rm`
-    checkpoint, a TRL or RewardBench reward model), or `llm`: a causal LM used as a judge, whose
-    reward is log P(" Yes") - log P(" No") when asked whether a response is good, and whose
-    pairwise log-odds (`pairwise: true` in the reward_model task) come from asking which of two
-    responses is better in both orders."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ModelSpec:
-        vllm_only = [f for f in VLLM_FIELDS if f in self.model_fields_set]
-        if self.backend != "vllm" and vllm_only:
-            raise ValueError(
-                f"only `backend: vllm` uses {', '.join(vllm_only)}; remove them or set "
-                "`backend: vllm`"
-            )
-        if self.backend == "vllm":
-            self._check_vllm()
-        reward_only = [f for f in REWARD_FIELDS if f in self.model_fields_set]
-        if self.backend != "reward_model" and reward_only:
-            raise ValueError(
-                f"only `backend: reward_model` uses {', '.join(reward_only)}; remove them or set "
-                "`backend: reward_model`"
-            )
-        if self.reward_scorer == "llm" and "reward_template" in self.model_fields_set:
-            raise ValueError(
-                "`reward_template` says how a classifier reads a prompt; an LLM judge "
-                "(`reward_scorer: llm`) reads the request as text. Remove it, or set "
-                "`reward_scorer: classifier`"
-            )
-        if self.backend == "precomputed":
-            return self._check_precomputed()
-        if self.file is not None:
-            raise ValueError(
-                "only `backend: precomputed` reads `file`; remove it, or set "
-                "`backend: precomputed` to score the outputs in it"
-            )
-        if self.backend == "openai":
-            return self._check_openai()
-        server_fields = [
-            f
-            for f in ("base_url", "model", "api_key_env", "requests_per_minute")
-            if getattr(self, f) is not None
-        ]
-        if server_fields:
-            raise ValueError(
-                f"only `backend: openai` uses {', '.join(server_fields)}; remove them or set "
-                "`backend: openai`"
-            )
-        given = [f for f in ("path", "hub_id", "alias") if getattr(self, f) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of `path` (a local folder), `hub_id` (a Hugging Face "
-                f"repository) or `alias` (one of {', '.join(sorted(ALIASES))}); got "
-                f"{', '.join(given) or 'none'}"
-            )
-        if self.alias is not None and self.alias not in ALIASES:
-            raise ValueError(
-                f"unknown alias '{self.alias}'; known aliases: {', '.join(sorted(ALIASES))}"
-            )
-        return self
-
-    def _check_vllm(self) -> None:
-        """vLLM's own rules; the weights' source is checked as for `hf` after this."""
-        # Looked up on the module when called, so a test can stand in for an installed vllm.
-        if not vllm_backend.vllm_installed():
-            raise ValueError(
-                "`backend: vllm` needs vllm, which is not installed here. Fix: "
-                + vllm_backend.INSTALL_HINT
-            )
-        unused = [f for f in ("device", "max_length") if f in self.model_fields_set]
-        if unused:
-            raise ValueError(
-                f"`backend: vllm` does not use {', '.join(unused)} (vLLM places the model "
-                "itself; its context window is `max_model_len`); remove them"
-            )
-        if self.dtype == "float64":
-            raise ValueError(
-                "vLLM runs float32, bfloat16 or float16, not float64; use `backend: hf` for float64"
-            )
-        if self.data_parallel_size != 1:
-            raise ValueError(
-                "vLLM's offline engine has no data parallelism inside one process. Run one "
-                f"engine per process instead: `torchrun --nproc_per_node "
-                f"{self.data_parallel_size} -m rlhf_eval run SUITE` (each process takes its "
-                "share of the GPUs), or serve the model with `--data-parallel-size "
-                f"{self.data_parallel_size}` behind `backend: openai`; and remove "
-                "`data_parallel_size` (docs/vllm.md)"
-            )
-        named = sorted(
-            set(self.engine_kwargs)
-            & (
-                set(VLLM_FIELDS)
-                | {"model", "dtype", "seed", "revision", "tokenizer", "trust_remote_code"}
-            )
-        )
-        if named:
-            raise ValueError(
-                f"`engine_kwargs` repeats {', '.join(named)}: set those as fields of the model "
-                "entry (or leave them to the entry's source), not in `engine_kwargs`"
-            )
-
-    def _check_openai(self) -> ModelSpec:
-        missing = [f for f in ("base_url", "model") if getattr(self, f) is None]
-        if missing:
-            raise ValueError(
-                f"`backend: openai` needs {' and '.join(missing)}: `base_url` (the server, e.g. "
-                "http://127.0.0.1:8000) and `model` (the model name the server serves)"
-            )
-        given = [f for f in ("path", "hub_id", "alias") if getattr(self, f) is not None]
-        if given:
-            raise ValueError(
-                f"`backend: openai` does not use {', '.join(given)} (the server holds the "
-                "weights); remove them, or use `backend: hf`"
-            )
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"`base_url` '{self.base_url}' is not an http(s) URL; write it like "
-                "http://127.0.0.1:8000"
-            )
-        return self
-
-    def _check_precomputed(self) -> ModelSpec:
-        if self.file is None:
-            raise ValueError(
-                "`backend: precomputed` needs `file`: the CSV or JSONL file of outputs generated "
-                "elsewhere (relative paths are relative to the suite file)"
-            )
-        if self.format == "rows" and self.file.suffix.lower() not in (".jsonl", ".csv"):
-            raise ValueError(f"`file` '{self.file}' is neither .jsonl nor .csv; use one of those")
-        unused = [f for f in _GENERATOR_FIELDS if f in self.model_fields_set]
-        if unused:
-            raise ValueError(
-                f"`backend: precomputed` does not use {', '.join(unused)} (the outputs are "
-                "already written); remove them, or use `backend: hf` or `openai` to generate"
-            )
-        return self
-
-    def source(self) -> str:
-        """What to hand to from_pretrained (aliases are resolved at load time)."""
-        if self.backend == "openai":
-            return f"{self.base_url} {self.model}"
-        if self.backend == "precomputed":
-            return f"{self.file} {self.model or self.name}"
-        return str(self.path) if self.path is not None else (self.hub_id or self.alias or "")
 
 
 class TaskSpec(BaseModel):
@@ -419,6 +173,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
         suite = Suite.model_validate(data)
     except ValidationError as error:
         raise SuiteError(_describe(error, path, root, ())) from error
+    _check_vllm_installed(suite, path, root)
     options = _validate_tasks(suite, path, root)
     loaded = LoadedSuite(suite, path.resolve(), text, options)
     _check_model_paths(loaded, root)
@@ -479,18 +234,34 @@ def _validate_tasks(suite: Suite, path: Path, root) -> dict[str, TaskOptions]:
     return options
 
 
+def _check_vllm_installed(suite: Suite, path: Path, root) -> None:
+    for section in ("models", "judges"):
+        for i, model in enumerate(getattr(suite, section)):
+            # Looked up on the module when called, so a test can stand in for an installed vllm.
+            if isinstance(model, VLLMSpec) and not vllm_backend.vllm_installed():
+                raise SuiteError(
+                    f"{_where(path, root, (section, i, 'backend'))}: field "
+                    f"`{section}[{i}].backend`: `backend: vllm` needs vllm, which is not "
+                    f"installed here. Fix: {vllm_backend.INSTALL_HINT}."
+                )
+
+
 def _check_model_paths(loaded: LoadedSuite, root) -> None:
     for section in ("models", "judges"):
         for i, model in enumerate(getattr(loaded.suite, section)):
-            released = model.format == "instructgpt_released"  # a folder, or fetched
-            if model.file is not None and not released and not loaded.resolve(model.file).is_file():
+            # A released folder need not be here: it is fetched when absent.
+            if (
+                isinstance(model, PrecomputedSpec)
+                and model.format == "rows"
+                and not loaded.resolve(model.file).is_file()
+            ):
                 raise SuiteError(
                     f"{_where(loaded.path, root, (section, i, 'file'))}: field "
                     f"`{section}[{i}].file`: {loaded.resolve(model.file)} does not exist. Fix: "
                     "point it at the CSV or JSONL file of outputs (relative paths are relative "
                     "to the suite file)."
                 )
-            if model.path is None:
+            if not isinstance(model, WeightsSpec) or model.path is None:
                 continue
             folder = loaded.resolve(model.path)
             if not (folder / "config.json").is_file():
@@ -654,30 +425,67 @@ def resolve_metric_key(spec: str, keys: list[str]) -> str:
 def _describe(error: ValidationError, path: Path, root, prefix: tuple) -> str:
     lines = []
     for item in error.errors():
-        loc = prefix + tuple(item["loc"])
-        field = _dotted(loc)
+        loc, backend = _untagged(prefix + tuple(item["loc"]))
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = f"unknown field.{_did_you_mean(error, loc)} Valid fields here: " + (
-                _valid_fields(error, loc)
+            model = _model_at(error.title, loc, backend)
+            message = f"unknown field.{_did_you_mean(model, loc)} Valid fields here: " + (
+                ", ".join(model.model_fields) if model else "see the documentation"
             )
-        lines.append(f"{_where(path, root, loc)}: field `{field}`: {message}")
+        elif item["type"] == OTHER_BACKENDS_FIELD:
+            loc += (item["ctx"]["field"],)
+        elif item["type"] == "union_tag_invalid":
+            loc += ("backend",)
+            message = _unknown_backend(item["ctx"]["tag"])
+        elif item["type"] == "missing" and backend is not None and len(loc) == 3:
+            message = _needed(backend, str(loc[-1]))
+        lines.append(f"{_where(path, root, loc)}: field `{_dotted(loc)}`: {message}")
     return "\n".join(lines)
 
 
-def _did_you_mean(error: ValidationError, loc: tuple) -> str:
-    model = _model_at(error.title, loc)
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], 1)
-    return f" Did you mean `{close[0]}`?" if close else ""
+def _untagged(loc: tuple) -> tuple[tuple, str | None]:
+    """`loc` without the backend that a model entry's union puts after the entry's index (the
+    YAML has no such key), and that backend."""
+    if len(loc) > 2 and loc[0] in ("models", "judges") and loc[2] in BACKEND_SPECS:
+        return loc[:2] + loc[3:], loc[2]
+    return loc, None
 
 
-def _valid_fields(error: ValidationError, loc: tuple) -> str:
-    model = _model_at(error.title, loc)
-    return ", ".join(model.model_fields) if model else "see the documentation"
+def _unknown_backend(tag: str) -> str:
+    close = difflib.get_close_matches(tag, list(BACKEND_SPECS), n=1)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    return f"unknown backend '{tag}'.{hint} Backends: {', '.join(BACKEND_SPECS)}."
 
 
-def _model_at(title: str, loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at `loc` (for listing valid fields)."""
+def _needed(backend: str, field: str) -> str:
+    """A missing field of a model entry, with what it is."""
+    if field in CommonSpec.model_fields:
+        return f"every model entry needs `{field}`"
+    description = " ".join((BACKEND_SPECS[backend].model_fields[field].description or "").split())
+    about = f": {description[:1].lower()}{description[1:]}" if description else ""
+    return f"`backend: {backend}` needs `{field}`{about}"
+
+
+def _did_you_mean(model: type[BaseModel] | None, loc: tuple) -> str:
+    """The closest field of `model`; in a model entry, else the closest field another backend
+    reads, naming that backend."""
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, list(model.model_fields) if model else [], 1)
+    if close:
+        return f" Did you mean `{close[0]}`?"
+    if model is None or not issubclass(model, tuple(BACKEND_SPECS.values())):
+        return ""
+    fields = [f for spec in BACKEND_SPECS.values() for f in spec.model_fields]
+    close = difflib.get_close_matches(name, fields, 1)
+    if not close:
+        return ""
+    readers = " or ".join(f"`backend: {b}`" for b in backends_reading(close[0]))
+    return f" Did you mean `{close[0]}` (read by {readers})?"
+
+
+def _model_at(title: str, loc: tuple, backend: str | None) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (for listing valid fields); `backend`
+    is the variant of a model entry on the way."""
     tasks = registered_tasks()
     for task in tasks.values():
         if task.Options.__name__ == title:
@@ -685,6 +493,11 @@ def _model_at(title: str, loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] = Suite
     for part in loc[:-1]:
         if isinstance(part, int):
+            continue
+        if model is Suite and part in ("models", "judges"):
+            if backend is None:
+                return None
+            model = BACKEND_SPECS[backend]
             continue
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
         inner = getattr(annotation, "__args__", (annotation,))
@@ -703,9 +516,8 @@ def _dotted(loc: tuple) -> str:
 
 
 def _where(path: Path, root, loc: tuple) -> str:
-    """file:line of the deepest YAML node on the path `loc`."""
+    """file:line:column of the deepest YAML node on the path `loc`."""
     node = root
-    line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         child = None
         if isinstance(node, yaml.MappingNode):
@@ -720,5 +532,6 @@ def _where(path: Path, root, loc: tuple) -> str:
         if child is None:
             break
         node = child
-        line = node.start_mark.line + 1
-    return f"{path}:{line}" if line else str(path)
+    if node is None:
+        return str(path)
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"

@@ -216,7 +216,9 @@ def test_suite_rejects_unknown_judge_and_bad_contrast(tmp_path, tiny_model_dir):
       - task: test_judged_echo
         minus: missing
     """
-    with pytest.raises(SuiteError, match=r"suite.yaml:\d+: field `contrasts\[0\].minus`: no task"):
+    with pytest.raises(
+        SuiteError, match=r"suite.yaml:\d+:\d+: field `contrasts\[0\].minus`: no task"
+    ):
         load_suite(write_suite(tmp_path, body))
     body = f"""\
     models:

@@ -17,8 +17,8 @@ import pytest
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.model_loading import load_backend
 from rlhf_eval.models.openai_compat import EchoedPrompt, OpenAICompatBackend, RateLimiter
+from rlhf_eval.models.spec import OpenAISpec
 from rlhf_eval.records import GenerationRequest, LoglikelihoodRequest
-from rlhf_eval.suite import ModelSpec
 
 ALIAS = "smollm2-135m-instruct"
 SERVED = "smollm2"
@@ -221,9 +221,7 @@ def test_loglikelihood_close_to_hf(bos_server, hf_backend):
 
 @pytest.mark.slow
 def test_suite_entry_loads_this_backend(server):
-    spec = ModelSpec(
-        name="served", backend="openai", base_url=server + "/v1", model=SERVED, max_concurrency=3
-    )
+    spec = OpenAISpec(name="served", base_url=server + "/v1", model=SERVED, max_concurrency=3)
     backend = load_backend(spec, loaded=None)  # a server entry needs nothing from the suite
     assert isinstance(backend, OpenAICompatBackend)
     assert (backend.base_url, backend.max_concurrency) == (server, 3)

@@ -315,10 +315,13 @@ def test_gaps_and_loglikelihood_tasks_fail_before_any_model_loads(tmp_path, tiny
             "backend: precomputed\n    file: out.jsonl\n    dtype: bfloat16\n    path: x",
             r"does not use path, dtype",
         ),
-        ("path: x\n    file: out.jsonl", r"only `backend: precomputed` reads `file`"),
+        (
+            "path: x\n    file: out.jsonl",
+            r"suite.yaml:4:5: field `models\[0\].file`: only `backend: precomputed` uses file",
+        ),
         (
             "backend: precomputed\n    file: missing.jsonl",
-            r"suite.yaml:4: field `models\[0\].file`",
+            r"suite.yaml:4:5: field `models\[0\].file`",
         ),
     ],
 )

@@ -17,10 +17,11 @@ from rlhf_eval.answering import answer
 from rlhf_eval.cli import main
 from rlhf_eval.errors import CacheError, RunError
 from rlhf_eval.manifest import RequestCounts
+from rlhf_eval.models.spec import GenerationDefaults
 from rlhf_eval.records import Generation, GenerationRequest
 from rlhf_eval.runner import run_suite
 from rlhf_eval.store import ResponseCache, RunDir
-from rlhf_eval.suite import GenerationDefaults, load_suite
+from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC
 from tests.conftest import MC_ROWS, write_suite
 

@@ -108,19 +108,20 @@ def test_openai_model_entry(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("fields", "expected"),
+    ("fields", "line", "expected"),
     [
-        ("    base_url: http://127.0.0.1:8000", "`backend: openai` needs model"),
-        ("    base_url: 127.0.0.1:8000\n    model: m", "not an http(s) URL"),
+        ("    base_url: http://127.0.0.1:8000", 2, "`backend: openai` needs `model`: the model"),
+        ("    base_url: 127.0.0.1:8000\n    model: m", 4, "not an http(s) URL"),
         (
             "    base_url: http://127.0.0.1:8000\n    model: m\n    alias: smollm2-135m-instruct",
-            "does not use alias",
+            6,
+            "field `models[0].alias`: `backend: openai` does not use alias",
         ),
     ],
 )
-def test_openai_model_entry_mistakes(tmp_path, fields, expected):
+def test_openai_model_entry_mistakes(tmp_path, fields, line, expected):
     message = _error(tmp_path, OPENAI.format(fields=fields))
-    assert "suite.yaml:2" in message and expected in message
+    assert f"suite.yaml:{line}:" in message and expected in message
 
 
 def test_server_fields_need_backend_openai(tmp_path):
@@ -128,7 +129,30 @@ def test_server_fields_need_backend_openai(tmp_path):
         "    backend: openai\n", ""
     )
     message = _error(tmp_path, body)
-    assert "only `backend: openai` uses model" in message
+    assert "suite.yaml:4:" in message and "field `models[0].model`" in message
+    assert "only `backend: openai` or `backend: precomputed` uses model" in message
+
+
+def test_another_backends_field_names_its_line_and_backend(tmp_path):
+    body = OPENAI.format(fields="    alias: smollm2-135m-instruct\n    max_model_len: 512")
+    message = _error(tmp_path, body.replace("    backend: openai\n", ""))
+    assert message.count("\n") == 0  # one error
+    assert "suite.yaml:4:5: field `models[0].max_model_len`" in message
+    assert "only `backend: vllm` uses max_model_len; remove it or set `backend: vllm`" in message
+
+
+def test_unknown_backend_suggests_the_close_one(tmp_path):
+    message = _error(tmp_path, OPENAI.format(fields="").replace("openai", "vlm"))
+    assert "suite.yaml:3:5: field `models[0].backend`: unknown backend 'vlm'" in message
+    assert "Did you mean `vllm`?" in message and "reward_model" in message
+
+
+def test_misspelt_field_of_another_backend_is_suggested_with_its_backend(tmp_path):
+    body = "models:\n  - name: a\n    alias: smollm2-135m-instruct\n    max_model_lenn: 9\n"
+    message = _error(tmp_path, body + "tasks:\n  - name: truthfulqa_mc\n")
+    assert "suite.yaml:4:5: field `models[0].max_model_lenn`: unknown field." in message
+    assert "Did you mean `max_model_len` (read by `backend: vllm`)?" in message
+    assert "chat_template" in message and "reward_template" not in message
 
 
 def test_unknown_alias(tmp_path):

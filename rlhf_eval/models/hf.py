@@ -17,6 +17,7 @@ from rlhf_eval.models import prompting
 from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
+from rlhf_eval.models.spec import HFSpec
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,22 @@ class HFBackend:
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
         self.max_length = max_length or _context_window(self.model.config, self.tokenizer)
         self._identity = self._describe_identity(max_length is not None)
+
+    @classmethod
+    def from_spec(cls, spec: HFSpec, source: str) -> HFBackend:
+        """The backend of a `backend: hf` entry whose weights are at `source` (a folder, hub id or
+        converted alias)."""
+        return cls(
+            spec.name,
+            source,
+            dtype=spec.dtype,
+            device=spec.device,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            chat_template=spec.chat_template,
+        )
 
     @property
     def identity(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models.base import OnBatch, cut_at_stop
+from rlhf_eval.models.spec import OpenAISpec
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 T = TypeVar("T")
@@ -84,6 +85,18 @@ class OpenAICompatBackend:
         self._alignment_checked = False
         self._alignment_lock = threading.Lock()
         self._identity = self._connect()
+
+    @classmethod
+    def from_spec(cls, spec: OpenAISpec) -> OpenAICompatBackend:
+        """The backend of a `backend: openai` entry: connects to its server."""
+        return cls(
+            spec.name,
+            spec.base_url,
+            spec.model,
+            api_key_env=spec.api_key_env,
+            max_concurrency=spec.max_concurrency,
+            requests_per_minute=spec.requests_per_minute,
+        )
 
     @property
     def identity(self) -> str:

@@ -59,6 +59,7 @@ from rlhf_common.model_aliases import cache_home
 from rlhf_eval.errors import ModelLoadError, SuiteError
 from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.released import FILES, released_files, released_rows
+from rlhf_eval.models.spec import PrecomputedSpec
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 KEY_COLUMNS = (
@@ -160,6 +161,12 @@ class PrecomputedBackend:
                 self._by_prompt.setdefault((group.prompt, group.variant), []).append(group)
             if group.id is not None:
                 self._by_id.setdefault((group.id, group.variant), []).append(group)
+
+    @classmethod
+    def from_spec(cls, spec: PrecomputedSpec, file: Path) -> PrecomputedBackend:
+        """The backend of a `backend: precomputed` entry whose `file` is at `file` (resolved
+        against the suite's folder)."""
+        return cls(spec.name, file, spec.model or spec.name, spec.format)
 
     @property
     def identity(self) -> str:

@@ -27,6 +27,7 @@ from rlhf_eval.judges.pointwise import ANSWERS, pointwise_prompt
 from rlhf_eval.models.base import OnBatch
 from rlhf_eval.models.hf import HFBackend
 from rlhf_eval.models.reward_model import RewardModel
+from rlhf_eval.models.spec import RewardModelSpec
 from rlhf_eval.records import (
     Generation,
     GenerationRequest,
@@ -115,6 +116,26 @@ class ClassifierRewardBackend(_ScoresOnly):
         self.batch_size = batch_size
         self._identity = f"{self.scorer.identity}:{template}"
 
+    @classmethod
+    def from_spec(cls, spec: RewardModelSpec, source: str) -> ClassifierRewardBackend:
+        """The backend of a `backend: reward_model` entry (`reward_scorer: classifier`) whose
+        weights are at `source`."""
+        if spec.revision is not None:
+            raise ModelLoadError(
+                f"model '{spec.name}': a classifier reward model loads its default revision "
+                "only. Fix: remove `revision`, or download that revision and give its folder as "
+                "`path`."
+            )
+        return cls(
+            spec.name,
+            source,
+            template=spec.reward_template,
+            dtype=spec.dtype,
+            device=spec.device,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+        )
+
     @property
     def identity(self) -> str:
         return self._identity
@@ -175,6 +196,21 @@ class LLMRewardBackend(_ScoresOnly):
         self.parameters = self.lm.parameters
         self._identity = f"llm-reward-v1:{self.lm.identity}"
 
+    @classmethod
+    def from_spec(cls, spec: RewardModelSpec, source: str) -> LLMRewardBackend:
+        """The backend of a `backend: reward_model` entry with `reward_scorer: llm` whose
+        weights are at `source`."""
+        return cls(
+            spec.name,
+            source,
+            dtype=spec.dtype,
+            device=spec.device,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+        )
+
     @property
     def identity(self) -> str:
         return self._identity
@@ -230,33 +266,3 @@ def conversation_text(prompt: str | Turns) -> str:
 def _chunks(requests: list[RewardRequest], size: int) -> Iterator[tuple[int, list]]:
     for start in range(0, len(requests), size):
         yield start, requests[start : start + size]
-
-
-def load_reward_backend(spec, source: str) -> ClassifierRewardBackend | LLMRewardBackend:
-    """The backend of a `backend: reward_model` entry (a suite ModelSpec) whose weights are at
-    `source` (a folder, hub id or resolved alias)."""
-    if spec.reward_scorer == "llm":
-        return LLMRewardBackend(
-            spec.name,
-            source,
-            dtype=spec.dtype,
-            device=spec.device,
-            batch_size=spec.batch_size,
-            max_length=spec.max_length,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
-        )
-    if spec.revision is not None:
-        raise ModelLoadError(
-            f"model '{spec.name}': a classifier reward model loads its default revision only. "
-            "Fix: remove `revision`, or download that revision and give its folder as `path`."
-        )
-    return ClassifierRewardBackend(
-        spec.name,
-        source,
-        template=spec.reward_template,
-        dtype=spec.dtype,
-        device=spec.device,
-        batch_size=spec.batch_size,
-        max_length=spec.max_length,
-    )

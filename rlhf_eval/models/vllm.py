@@ -15,6 +15,7 @@ from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.models import prompting
 from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
+from rlhf_eval.models.spec import VLLMSpec
 from rlhf_eval.models.vllm_launch import (
     EngineOptions,
     EngineProcess,
@@ -123,6 +124,33 @@ class VLLMBackend:
         vLLM fetched itself."""
         self.in_process = process.in_process
         self._identity = self._describe_identity(config)
+
+    @classmethod
+    def from_spec(cls, spec: VLLMSpec, source: str, seed: int) -> VLLMBackend:
+        """The engine of a `backend: vllm` entry whose weights are at `source`, seeded with the
+        suite's seed; under torchrun/accelerate, one engine per process, on this process's
+        share of the node (rlhf_eval/models/vllm_launch.py)."""
+        options = EngineOptions(
+            tensor_parallel_size=spec.tensor_parallel_size,
+            pipeline_parallel_size=spec.pipeline_parallel_size,
+            gpu_memory_utilization=spec.gpu_memory_utilization,
+            max_model_len=spec.max_model_len,
+            enforce_eager=spec.enforce_eager,
+            enable_prefix_caching=spec.enable_prefix_caching,
+            engine_kwargs=tuple(spec.engine_kwargs.items()),
+        )
+        return cls(
+            spec.name,
+            source,
+            dtype=spec.dtype,
+            batch_size=spec.batch_size or DEFAULT_CHUNK,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            chat_template=spec.chat_template,
+            seed=seed,
+            options=options,
+            process=EngineProcess.from_environment(),
+        )
 
     def _engine_arguments(self, revision, trust_remote_code, seed) -> dict[str, Any]:
         options = self.options

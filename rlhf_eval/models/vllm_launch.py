@@ -19,7 +19,7 @@ from rlhf_eval.errors import ModelLoadError
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """What the suite says about the engine (ModelSpec's vLLM fields)."""
+    """What the suite says about the engine (a `backend: vllm` entry's engine fields)."""
 
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
