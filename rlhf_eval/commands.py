@@ -13,7 +13,6 @@ from rlhf_eval.distributed import start_processes, stop_processes
 from rlhf_eval.errors import RunError
 from rlhf_eval.gate import compare_runs, gate_checks, gate_table, shared_items_note
 from rlhf_eval.judge_check import check_judge
-from rlhf_eval.labeling import label_command as run_labeling
 from rlhf_eval.markdown_tables import markdown_table
 from rlhf_eval.planner import build_tasks, prompt_rows, read_documents
 from rlhf_eval.report import render_report
@@ -153,6 +152,10 @@ def prompts_command(args) -> int:
 
 
 def label_command(args) -> int:
+    # Here, not at the top: the labeling app loads Flask, and vLLM 0.32 cannot start an engine
+    # in a process that has (tests/test_run_imports.py).
+    from rlhf_eval.labeling.command import label_command as run_labeling
+
     run_labeling(args.run, args.task, args.host, args.port, args.export, args.summary)
     return EXIT_OK
 

@@ -43,6 +43,8 @@ HEAVY_OPTIONAL = {
 module. Anything else, and every project module, is imported at the top of the module."""
 
 EXCEPTIONS = {
+    ("commands.py", "rlhf_eval.labeling.command"): "Flask, only for `rlhf-eval label`: vLLM 0.32 "
+    "cannot start an engine in a process that loaded it (tests/test_run_imports.py)",
     ("cli.py", "rlhf_eval"): "the commands load torch: imported when one runs, not for --help",
     ("sandbox/inside/confine.py", "resource"): "Unix only: the harness imports this anywhere",
     ("sandbox/inside/confine.py", "socket"): "patched only where no other confinement holds",

@@ -81,7 +81,7 @@ def label_run(tmp_path) -> Path:
 @pytest.fixture
 def label_server(label_run):
     """(base URL with token, run path): the app served from a thread on a free port."""
-    from rlhf_eval.labeling import make_label_server
+    from rlhf_eval.labeling.app import make_label_server
 
     server, url = make_label_server(label_run, port=0, token=TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -16,14 +16,9 @@ import pytest
 
 from rlhf_eval.cli import main
 from rlhf_eval.errors import RunError
-from rlhf_eval.labeling import (
-    LABELS_FILE,
-    LabelStore,
-    create_app,
-    display_order,
-    load_labeling_set,
-    make_label_server,
-)
+from rlhf_eval.labeling.app import create_app, make_label_server
+from rlhf_eval.labeling.items import display_order, load_labeling_set
+from rlhf_eval.labeling.store import LABELS_FILE, LabelStore
 from rlhf_eval.manifest import Manifest, ModelRecord
 from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir

@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from rlhf_eval.cli import main
-from rlhf_eval.labeling import LabelStore, display_order, load_labeling_set
+from rlhf_eval.labeling.items import display_order, load_labeling_set
+from rlhf_eval.labeling.store import LabelStore
 from tests.labeling.conftest import BASELINE, MODELS
 
 # What alice enters on the first three prompts, per displayed slot (A, B, C): Likert, flags, rank.

@@ -9,7 +9,9 @@ import json
 import pytest
 
 from rlhf_eval.cli import main
-from rlhf_eval.labeling import LabelStore, create_app, display_order, load_labeling_set
+from rlhf_eval.labeling.app import create_app
+from rlhf_eval.labeling.items import display_order, load_labeling_set
+from rlhf_eval.labeling.store import LabelStore
 from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from tests.conftest import write_suite

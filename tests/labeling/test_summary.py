@@ -8,7 +8,8 @@ import math
 import pytest
 
 from rlhf_eval.cli import main
-from rlhf_eval.labeling import Label, LabelStore, load_labeling_set
+from rlhf_eval.labeling.items import load_labeling_set
+from rlhf_eval.labeling.store import Label, LabelStore
 from rlhf_eval.labeling.summary import compare_ranks, human_verdicts, labeler_agreement
 from rlhf_eval.records import Sample
 from rlhf_eval.store import RunDir
@@ -197,7 +198,7 @@ def test_summary_without_baseline_or_judge(tmp_path):
         store.save(
             [x for x in hand_labels() if (x.labeler, x.doc_id) == (labeler, doc) and x.model != Z]
         )
-    from rlhf_eval.labeling import summarize_labels
+    from rlhf_eval.labeling.summary import summarize_labels
 
     labeling = load_labeling_set(path)
     summary = summarize_labels(labeling, store.labels("instructions"))
