@@ -41,22 +41,35 @@ def judge_diagnostics(
     summaries: list[JudgeSummaryRecord] = []
     verdicts: dict[tuple[str, str], list[Verdict]] = {}
     for task in (t for t in tasks if t.name in JUDGED):
-        against = judged_against(task.name, task.options, baseline)
+        against = _judged_against(task.name, task.options, baseline)
         judge = str(task.options.get("judge", ""))
         for model in models:
             if model == baseline and task.name == "win_rate":
                 continue
             found = samples.get((model, task.id), [])
             verdicts[(task.id, model)] = _verdicts(found, model, against, judge)
+            counts = Counter(outcome(v.score) for v in verdicts[(task.id, model)])
+            scored = _scored(found)
+            length_controlled, length_spearman = _length_statistics(scored, settings, seed)
             summaries.append(
-                _summary(task.id, model, judge, against, verdicts[(task.id, model)], found)
-                | _length_statistics(found, settings, seed)
+                JudgeSummaryRecord(
+                    task=task.id,
+                    model=model,
+                    judge=judge,
+                    against=against,
+                    wins=counts["win"],
+                    losses=counts["loss"],
+                    ties=counts["tie"],
+                    failures=counts[None],
+                    length_controlled=length_controlled,
+                    position_consistency=_position_consistency(scored),
+                    length_spearman=length_spearman,
+                )
             )
-    records = [JudgeSummaryRecord(**summary) for summary in summaries]
-    return records, _agreements(tasks, models, verdicts, settings.confidence)
+    return summaries, _agreements(tasks, models, verdicts, settings.confidence)
 
 
-def judged_against(kind: str, options: dict[str, Any], baseline: str | None) -> str:
+def _judged_against(kind: str, options: dict[str, Any], baseline: str | None) -> str:
     """Whom an entry judges the models against: the baseline model, or AlpacaEval's reference."""
     if kind == "alpaca_eval":
         return f"{options.get('reference', 'gpt4_turbo')} reference"
@@ -73,31 +86,14 @@ def _verdicts(samples: list[dict], model: str, baseline: str, judge: str) -> lis
     return out
 
 
-def _summary(
-    task: str, model: str, judge: str, against: str, verdicts: list[Verdict], samples: list[dict]
-) -> dict[str, Any]:
-    counts = Counter(outcome(v.score) for v in verdicts)
-    return {
-        "task": task,
-        "model": model,
-        "judge": judge,
-        "against": against,
-        "wins": counts["win"],
-        "losses": counts["loss"],
-        "ties": counts["tie"],
-        "failures": counts[None],
-        "position_consistency": _position_consistency(samples),
-    }
-
-
-def _position_consistency(samples: list[dict]) -> EstimateRecord | None:
+def _position_consistency(scored: list[dict]) -> EstimateRecord | None:
     """Share of both-order judgements whose two verdicts agree; None for a judge asked once."""
     pairs = [
         (
             (d.get("model_first") or {}).get("preference"),
             (d.get("model_second") or {}).get("preference"),
         )
-        for d in (s.get("details") or {} for s in _scored(samples))
+        for d in (s.get("details") or {} for s in scored)
         if "model_first" in d
     ]
     return EstimateRecord(**position_consistency(pairs).to_dict()) if pairs else None
@@ -111,7 +107,7 @@ def _scored(samples: list[dict]) -> list[dict]:
     ]
 
 
-def lengths(details: dict[str, Any]) -> tuple[float, float] | None:
+def _lengths(details: dict[str, Any]) -> tuple[float, float] | None:
     """(model, other) output lengths of a verdict: tokens for win_rate entries, characters for
     AlpacaEval (its own unit for the LC win rate); None when not recorded."""
     for mine, theirs in (("tokens", "baseline_tokens"), ("length", "reference_length")):
@@ -120,16 +116,18 @@ def lengths(details: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
-def _length_statistics(samples: list[dict], settings: StatsSettings, seed: int) -> dict[str, Any]:
+def _length_statistics(
+    scored: list[dict], settings: StatsSettings, seed: int
+) -> tuple[EstimateRecord | None, float | None]:
     """The LC win rate (prompts resampled as clusters) and Spearman's rho of the verdicts with
     the length difference, from the scored samples whose two lengths are recorded."""
     measured = [
         (s["metrics"]["win_rate"], *found, s.get("cluster") or s["doc_id"])
-        for s in _scored(samples)
-        if (found := lengths(s.get("details") or {})) is not None
+        for s in scored
+        if (found := _lengths(s.get("details") or {})) is not None
     ]
     if len(measured) < 2:
-        return {"length_controlled": None, "length_spearman": None}
+        return None, None
     scores, tokens, other_tokens, clusters = (list(c) for c in zip(*measured, strict=True))
     rates = length_controlled_win_rate(
         scores,
@@ -147,10 +145,7 @@ def _length_statistics(samples: list[dict], settings: StatsSettings, seed: int) 
             warnings.simplefilter("ignore")
             value = float(spearmanr(scores, diff).statistic)
         rho = None if math.isnan(value) else value
-    return {
-        "length_controlled": EstimateRecord(**rates.length_controlled.to_dict()),
-        "length_spearman": rho,
-    }
+    return EstimateRecord(**rates.length_controlled.to_dict()), rho
 
 
 def _agreements(

@@ -37,11 +37,11 @@ def render_report(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     if preference is not None:
         markdown += preference_markdown(preference)
         sections.append(preference_html(preference))
-    reward_models = reward_model_section(run.run_dir, run.results, run.manifest)
+    reward_models = reward_model_section(run.results)
     if reward_models is not None:
         markdown += reward_model_markdown(reward_models)
         sections.append(reward_model_html(reward_models))
-    views = curve_views(run.run_dir, run.results, run.manifest)
+    views = curve_views(run.results)
     markdown += overoptimization_markdown(views)
     overoptimization = overoptimization_html(views)
     if overoptimization is not None:

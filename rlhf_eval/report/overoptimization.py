@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from pathlib import Path
 
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from rlhf_eval.manifest import Manifest
 from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.overoptimization import Curve, curves, sqrt_kl
 from rlhf_eval.report.html import jinja_environment
@@ -54,7 +52,7 @@ class CurveView:
     """Per kind (proxy, gold), the gain over best-of-1 at each N of the curve."""
 
 
-def curve_views(run_dir: Path, results: Results, manifest: Manifest) -> list[CurveView]:
+def curve_views(results: Results) -> list[CurveView]:
     """Each curve of the run with its stored gains over best-of-1 (n/a where the run was
     aggregated before they were stored)."""
     stored = {(g.task, g.model): g for g in results.best_of_n_gains}

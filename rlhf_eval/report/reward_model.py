@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from rlhf_eval.manifest import Manifest
 from rlhf_eval.markdown_tables import Row, markdown_table
 from rlhf_eval.report.html import jinja_environment
 from rlhf_eval.report.plots import MODEL_COLORS, _png
@@ -93,9 +91,7 @@ def interval_text(e: EstimateRecord | None) -> str:
     return f"{e.point:.3f}{ci}" + (f" {WARNING_MARK}" if e.warning else "")
 
 
-def reward_model_section(
-    run_dir: Path, results: Results, manifest: Manifest
-) -> RewardModelSection | None:
+def reward_model_section(results: Results) -> RewardModelSection | None:
     """The section for a run's reward_model entries, or None when it has none."""
     entries = [t for t in results.tasks if t.name == "reward_model"]
     if not entries:
