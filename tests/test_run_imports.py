@@ -21,3 +21,20 @@ def test_a_run_never_loads_flask():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_command_line_parses_without_loading_torch():
+    """`rlhf-eval --help` and a mistyped argument answer at once: the commands (and torch) are
+    imported only when one runs."""
+    code = (
+        "import sys\n"
+        "from rlhf_eval.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'torch' not in sys.modules, 'torch loaded'\n"
+        "assert 'rlhf_eval.commands' not in sys.modules, 'commands loaded'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

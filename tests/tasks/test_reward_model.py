@@ -466,7 +466,7 @@ def test_report_section_subsets_pairs_and_scorecard(tmp_path, reward_models):
         {"prompt": f"{q} ({k})", "chosen": x, "rejected": y, "subset": f"s{k % 2}"}
         for k in range(4)
         for q, (a, b) in zip(QUESTIONS, ANSWERS, strict=True)
-        for x, y in [(a, b) if k < 2 else (b, a)]
+        for x, y in [(a, b) if k != 3 else (b, a)]  # s0 never flipped, s1 half: the subsets differ
     ]
     data = write_jsonl(tmp_path / "rb.jsonl", rows)
     models = classifier("a", first, "            role: baseline\n") + classifier("b", second)
@@ -492,6 +492,36 @@ def test_report_section_subsets_pairs_and_scorecard(tmp_path, reward_models):
         ("b", "a", "s1"),
     }
     assert set(stored.reliability) == {"a", "b"}
+    # Each subset's score test against 0.5 and Holm across a model's two subsets, by hand.
+    for model in "ab":
+        accuracy = {
+            s: [
+                x["metrics"]["accuracy"]
+                for x in run.read_samples(model, "reward_model")
+                if x["details"]["subset"] == s
+            ]
+            for s in ("s0", "s1")
+        }
+        z = {s: (sum(v) / len(v) - 0.5) / math.sqrt(0.25 / len(v)) for s, v in accuracy.items()}
+        p = {s: math.erfc(abs(value) / math.sqrt(2)) for s, value in z.items()}
+        low, high = sorted(p, key=p.get)
+        holm = {low: min(1.0, 2 * p[low])}
+        holm[high] = min(1.0, max(holm[low], p[high]))
+        for test in (t for t in stored.subset_tests if t.model == model):
+            assert test.p_value == pytest.approx(p[test.subset])
+            assert test.p_holm == pytest.approx(holm[test.subset])
+    for test in stored.paired_subsets:
+        mean = {
+            m: np.mean(
+                [
+                    x["metrics"]["accuracy"]
+                    for x in run.read_samples(m, "reward_model")
+                    if x["details"]["subset"] == test.subset
+                ]
+            )
+            for m in "ab"
+        }
+        assert test.delta.point == pytest.approx(mean["b"] - mean["a"])
     n_pairs = len(QUESTIONS) * 4
     assert sum(b.accuracy.n for b in stored.reliability["a"]) == n_pairs
     first_test = stored.subset_tests[0]
