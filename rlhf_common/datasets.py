@@ -114,6 +114,23 @@ def load_hub(path: str, config: str | None, split: str) -> list[dict]:
         ) from error
 
 
+def load_hub_file(repository: str, filename: str) -> list[dict]:
+    """A JSON file of a hub dataset repository as records; out of reach is DataUnavailable (the
+    runner then skips a `data: hub` entry with the reason)."""
+    require_hub(f"{repository} ({filename})")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(repository, filename, repo_type="dataset")
+    except Exception as error:  # the hub raises many types: connection, auth, missing
+        raise DataUnavailable(
+            f"cannot load the hub dataset {repository} ({filename}): {error}. Fix: check the "
+            "network or HF_TOKEN, or point the task's `data` field at a local copy."
+        ) from error
+    records, _ = read_records(path, Path(path).parent)
+    return records
+
+
 def resolve_path(data: str, base_dir: Path) -> Path:
     """A local data path as given; relative paths resolve against `base_dir` (the suite's)."""
     path = Path(data).expanduser()

@@ -23,6 +23,7 @@ from rlhf_eval.manifest import Manifest, ModelRecord, RequestCounts
 from rlhf_eval.model_loading import load_backend
 from rlhf_eval.planner import bind_items, build_tasks, check_precomputed, read_documents
 from rlhf_eval.records import Document
+from rlhf_eval.scoring_services import RunServices
 from rlhf_eval.store import (
     ResponseCache,
     RunDir,
@@ -33,7 +34,7 @@ from rlhf_eval.store import (
 )
 from rlhf_eval.suite import LoadedSuite, ModelSpec, check_writable_folders
 from rlhf_eval.task_evaluation import evaluate_task
-from rlhf_eval.tasks.base import RunContext, Task
+from rlhf_eval.tasks.base import Task
 
 
 @dataclass
@@ -66,7 +67,7 @@ class PreparedRun:
     selected: set[str]
     """The suite models this run evaluates and reports."""
     tasks: dict[str, Task]
-    """The task entries with documents (skipped ones left out), judges bound."""
+    """The task entries with documents (skipped ones left out)."""
     documents: dict[str, list[Document]]
     skipped: dict[str, str]
     """Task entries skipped (hub data out of reach), with the reason."""
@@ -120,7 +121,7 @@ def prepare(
     lock: RunLock,
 ) -> PreparedRun:
     """Build the tasks and read every document, open the response cache, lock and start (or
-    reopen) the run folder, and bind the judges to the tasks."""
+    reopen) the run folder, and open the judges."""
     suite = loaded.suite
     every_task = build_tasks(loaded)
     # Read every dataset before loading any model: a bad file should fail in seconds.
@@ -146,8 +147,6 @@ def prepare(
     )
     totals = RunTotals.recorded(run.manifest())
     judges = Judges(loaded, cache)
-    for task in tasks.values():
-        task.judges = judges
     return PreparedRun(
         loaded, processes, selected, tasks, documents, skipped, cache, run, judges, totals
     )
@@ -189,10 +188,9 @@ def evaluate_model(
             )
         )
     count = {"computed": 0, "cached": 0}
-    for task in prepared.tasks.values():
-        task.context = RunContext(
-            spec.name, prepared.loaded.baseline_of(spec.name), run.path, run.read_samples
-        )
+    services = RunServices(
+        spec.name, prepared.loaded.baseline_of(spec.name), judges, run, prepared.loaded.base_dir
+    )
     for task_id, docs in pending.items():
         mine = processes.shard(docs)
         label = f"{spec.name} · {task_id}"
@@ -210,6 +208,7 @@ def evaluate_model(
             # Process 0's bar counts every process's share as its own advances.
             lambda n, bar=bar: progress.advance(bar, n * processes.world_size),
             count,
+            services,
         )
         seconds = max(processes.gather(time.perf_counter() - task_started))
         per_task = totals.task_wall_seconds.setdefault(spec.name, {})

@@ -11,7 +11,7 @@ from rlhf_eval.planner import entry_requests
 from rlhf_eval.records import Document, Sample
 from rlhf_eval.store import ResponseCache, RunDir
 from rlhf_eval.suite import ModelSpec
-from rlhf_eval.tasks.base import Task
+from rlhf_eval.tasks.base import ScoringServices, Task
 
 # Documents per unit of work: each unit's samples are on disk before the next one starts.
 CHUNK_DOCUMENTS = 64
@@ -27,12 +27,14 @@ def evaluate_task(
     task_id: str,
     advance: Callable[[int], None],
     count: dict[str, int],
+    services: ScoringServices,
 ) -> None:
     """Answer, score and append `docs` a chunk at a time; `advance(n)` as n documents are
-    written; `count` adds the requests computed and those read from the cache."""
+    written; `count` adds the requests computed and those read from the cache; `services` is
+    what the task may score with beyond the answers."""
     for start in range(0, len(docs), CHUNK_DOCUMENTS):
         chunk = docs[start : start + CHUNK_DOCUMENTS]
-        writer = _ChunkWriter(task, chunk, run, spec.name, task_id, advance)
+        writer = _ChunkWriter(task, chunk, run, spec.name, task_id, advance, services)
         flat = [r for rs in writer.requests for r in rs]
         before = dict(count)
         answer(flat, backend, cache, count, spec.generation, on_answered=writer.answered)
@@ -64,9 +66,10 @@ class _ChunkWriter:
         model: str,
         task_id: str,
         advance: Callable[[int], None],
+        services: ScoringServices,
     ):
         self.task, self.docs, self.run, self.model, self.task_id = task, docs, run, model, task_id
-        self.advance = advance
+        self.advance, self.services = advance, services
         self.requests = [entry_requests(task, task_id, doc) for doc in docs]
         self.owner = [i for i, rs in enumerate(self.requests) for _ in rs]
         self.offsets = [0]
@@ -112,19 +115,23 @@ class _ChunkWriter:
             return
         docs = [self.docs[i] for i in indices]
         answered = [self.responses[self.offsets[i] : self.offsets[i + 1]] for i in indices]
-        self.run.append_samples(self.model, self.task_id, _score_chunk(self.task, docs, answered))
+        self.run.append_samples(
+            self.model, self.task_id, _score_chunk(self.task, docs, answered, self.services)
+        )
         for i in indices:
             self.written[i] = True
         self.advance(len(indices))
 
 
-def _score_chunk(task: Task, docs: list[Document], answered: list[list]) -> list[Sample]:
+def _score_chunk(
+    task: Task, docs: list[Document], answered: list[list], services: ScoringServices
+) -> list[Sample]:
     """Samples for a chunk: one document at a time unless the task scores in batches (a judge),
     where an exception fails the chunk's samples, each recorded as a failure."""
     if type(task).score_batch is Task.score_batch:
         return [_score(task, doc, responses) for doc, responses in zip(docs, answered, strict=True)]
     try:
-        samples = task.score_batch(docs, answered)
+        samples = task.score_batch(docs, answered, services)
     except Exception as error:  # noqa: BLE001  (a judge that fails fails these samples only)
         return [_failed(task, doc, error) for doc in docs]
     for sample, doc in zip(samples, docs, strict=True):

@@ -58,7 +58,7 @@ class JudgedEcho(Task):
         prompt = f"{self.options.variant}: {doc.data['q']}"
         return [GenerationRequest(prompt, max_new_tokens=3, temperature=0.0)]
 
-    def score_batch(self, docs, responses) -> list[Sample]:
+    def score_batch(self, docs, responses, services) -> list[Sample]:
         if self.options.fail_on in {d.id for d in docs}:
             raise RuntimeError("judge unavailable")
         texts = [r[0].texts[0] for r in responses]
@@ -67,7 +67,7 @@ class JudgedEcho(Task):
             for d, t in zip(docs, texts, strict=True)
         ]
         JudgedEcho.calls.append(len(asks))
-        verdicts = self.require_judges().loglikelihood(self.options.judge, asks)
+        verdicts = services.judges.loglikelihood(self.options.judge, asks)
         return [
             Sample(
                 doc_id=d.id,

@@ -116,3 +116,31 @@ def test_no_function_imports_a_project_module():
                     "at the top, or name it in HEAVY_OPTIONAL or EXCEPTIONS with the reason"
                 )
     assert not wrong, "\n".join(wrong)
+
+
+BUILDERS = {"Sandbox", "Judges", "RunDir", "RunServices", "load_backend", "build_scorer"}
+"""What builds a service or reads the run folder: the runner's, never a task's."""
+
+
+def test_no_task_names_what_builds_its_services():
+    """Tasks are pure (score_batch gets its services): no task module imports a name that
+    builds a sandbox, a scorer, judges or a backend, or opens the run folder. The sandbox
+    package exports Sandbox beside the types tasks use, which the import contract cannot see."""
+    wrong = []
+    for path in sorted((PACKAGE / "tasks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                named = {alias.name for alias in node.names} & BUILDERS
+                wrong += [f"tasks/{path.name}:{node.lineno} imports {name}" for name in named]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_task_that_builds_its_scorer_breaks_the_contract(tmp_path):
+    """A copy where RealToxicityPrompts imports the scorer builder again: the linter refuses."""
+    shutil.copytree(PACKAGE, tmp_path / "rlhf_eval", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    task = tmp_path / "rlhf_eval" / "tasks" / "realtoxicity.py"
+    task.write_text(task.read_text() + "\nimport rlhf_eval.scorers.building  # noqa: E402\n")
+    done = _lint(tmp_path)
+    assert done.returncode != 0
+    assert "rlhf_eval.tasks is not allowed to import rlhf_eval.scorers.building" in done.stdout

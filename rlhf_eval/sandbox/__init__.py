@@ -69,7 +69,7 @@ machine you can lose.
 The code under `inside/` runs in the sandbox and imports only the standard library.
 """
 
-from rlhf_eval.sandbox.harness import FunctionCheck, Sandbox
+from rlhf_eval.sandbox.harness import FunctionCheck, Sandbox, SandboxSettings
 from rlhf_eval.sandbox.launch import Confinement, bwrap_problem
 from rlhf_eval.sandbox.outcome import Limits, Outcome, Status
 
@@ -79,6 +79,7 @@ __all__ = [
     "Limits",
     "Outcome",
     "Sandbox",
+    "SandboxSettings",
     "Status",
     "bwrap_problem",
 ]

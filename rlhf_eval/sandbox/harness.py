@@ -36,6 +36,16 @@ class FunctionCheck:
     """Trusted definitions the tests use (HumanEval's prompt: helpers such as /32's `poly`)."""
 
 
+@dataclass(frozen=True)
+class SandboxSettings:
+    """What a task asks of its sandbox: the limits, how many checks run at once, and the
+    confinement (the runner builds the Sandbox)."""
+
+    limits: Limits = Limits()
+    max_workers: int = 2
+    confinement: Confinement = "bwrap"
+
+
 class Sandbox:
     """Runs function checks; `confinement` and `seccomp` choose the layers (tests turn them
     down to check the fallbacks). `bwrap` never falls back: without Bubblewrap each run is an
@@ -57,6 +67,10 @@ class Sandbox:
         self.python = python
         self.site = site
         """Whether both processes see the interpreter's own site-packages (as `python -I`)."""
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings) -> Sandbox:
+        return cls(settings.limits, settings.max_workers, settings.confinement)
 
     def check_many(self, checks: list[FunctionCheck]) -> list[Outcome]:
         """Outcomes in order, `max_workers` checks at a time."""

@@ -1,5 +1,5 @@
-"""The toxicity scorer a task's `scorer:` option names, built or checked before any model
-loads (the implementations are in toxicity.py, classifiers.py and perspective.py)."""
+"""The toxicity scorer a task's `scorer:` option names, built for the run by its services
+(the implementations are in toxicity.py, classifiers.py and perspective.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from rlhf_eval.scorers.toxicity import (
     ProfanityCheckSpec,
     ScorerSpec,
     ToxicityScorer,
-    require_package,
 )
 
 
@@ -26,13 +25,3 @@ def build_scorer(spec: ScorerSpec, base_dir: Path) -> ToxicityScorer:
     if isinstance(spec, DetoxifySpec):
         return classifiers.DetoxifyScorer.from_spec(spec, base_dir)
     return classifiers.SequenceClassifierScorer.from_spec(spec, base_dir)
-
-
-def check_scorer(spec: ScorerSpec) -> None:
-    """Fail before any model loads when a scorer cannot work: its package or key is missing."""
-    if isinstance(spec, ProfanityCheckSpec):
-        require_package("profanity_check", "alt-profanity-check", "pip install alt-profanity-check")
-    elif isinstance(spec, DetoxifySpec):
-        require_package("detoxify", "detoxify", "pip install --no-deps detoxify")
-    elif isinstance(spec, PerspectiveSpec):
-        perspective.api_key(spec)

@@ -27,13 +27,12 @@ report shows beside the raw one (rlhf_eval.length_control).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from rlhf_common.datasets import read_records, require_hub
-from rlhf_eval.errors import DataError, DataUnavailable
+from rlhf_common.datasets import load_hub_file, read_records
+from rlhf_eval.errors import DataError
 from rlhf_eval.judges.pairwise import (
     VerdictBy,
     judge_prompt,
@@ -50,7 +49,7 @@ from rlhf_eval.records import (
     PromptSource,
     Sample,
 )
-from rlhf_eval.tasks.base import Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import ScoringServices, Task, TaskOptions, register_task
 
 HUB_REPOSITORY = "tatsu-lab/alpaca_eval"
 REFERENCE_FILES = {
@@ -147,10 +146,12 @@ class AlpacaEval(Task):
             )
         ]
 
-    def score(self, doc: Document, responses: list[Generation]) -> Sample:
-        return self.score_batch([doc], [responses])[0]
-
-    def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
+    def score_batch(
+        self,
+        docs: list[Document],
+        responses: list[list[Generation]],
+        services: ScoringServices,
+    ) -> list[Sample]:
         """Both orders of every document of the chunk go to the judge in one batch."""
         how = self.options.verdict_by
         answers = [r[0].texts[0].strip() for r in responses]
@@ -161,7 +162,7 @@ class AlpacaEval(Task):
                 batch = requests_for(judge_prompt(doc.data["instruction"], first, second, how), how)
                 spans.append((len(asks), len(asks) + len(batch)))
                 asks.extend(batch)
-        judges = self.require_judges()
+        judges = services.judges
         if how == "loglikelihood":
             said = judges.loglikelihood(self.options.judge, asks)
         else:
@@ -225,23 +226,6 @@ class AlpacaEval(Task):
             "distinct_words": float(len(set(answer.split()))),
         }
         return sample
-
-
-def load_hub_file(repository: str, filename: str) -> list[dict]:
-    """A JSON file of a hub dataset repository as records; out of reach is DataUnavailable (the
-    runner then skips a `data: hub` entry with the reason)."""
-    require_hub(f"{repository} ({filename})")
-    try:
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(repository, filename, repo_type="dataset")
-    except Exception as error:  # the hub raises many types: connection, auth, missing
-        raise DataUnavailable(
-            f"cannot load the hub dataset {repository} ({filename}): {error}. Fix: check the "
-            "network or HF_TOKEN, or point the task's `data` field at a local copy."
-        ) from error
-    records, _ = read_records(path, Path(path).parent)
-    return records
 
 
 def _row(record: dict, where: str) -> dict[str, str]:

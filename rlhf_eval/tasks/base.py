@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf_eval.errors import DataError
+from rlhf_eval.judges.reward_model import RewardTemplate
 from rlhf_eval.records import (
     Document,
     Generation,
@@ -24,11 +24,8 @@ from rlhf_eval.records import (
     RewardRequest,
     Sample,
 )
-
-if TYPE_CHECKING:
-    from rlhf_eval.models.reward_model import RewardModel
-
-T = TypeVar("T")
+from rlhf_eval.sandbox import FunctionCheck, Outcome, SandboxSettings
+from rlhf_eval.scorers.toxicity import ScorerSpec, ToxicityScorer
 
 
 class TaskOptions(BaseModel):
@@ -72,9 +69,23 @@ class TaskOptions(BaseModel):
         cannot be judged (the loader reports it against the suite file)."""
 
 
+class RewardScorer(Protocol):
+    """A suite judge that is a reward model (rlhf_eval.models.reward_model.RewardModel)."""
+
+    def render(
+        self, instruction: str, input_text: str | None, completion: str, template: RewardTemplate
+    ) -> tuple[str, str]:
+        """(prompt, completion) as the reward model reads them."""
+        ...
+
+    def scores(self, prompts: list[str], completions: list[str]) -> list[float]:
+        """r(prompt, completion) for each pair."""
+        ...
+
+
 class JudgeClient(Protocol):
     """What a task may ask of the run's judges (the runner hands it rlhf_eval.judging's): each
-    judge model of the suite by its name, and scorers built once per run."""
+    judge model of the suite by its name."""
 
     def loglikelihood(
         self, name: str, requests: list[LoglikelihoodRequest]
@@ -84,26 +95,51 @@ class JudgeClient(Protocol):
 
     def reward(self, name: str, requests: list[RewardRequest]) -> list[Reward]: ...
 
-    def reward_model(self, name: str) -> RewardModel: ...
-
-    def shared(self, key: str, build: Callable[[], T]) -> T: ...
+    def reward_model(self, name: str) -> RewardScorer: ...
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """What a task may read of the run while it scores one model (set by the runner).
+class SandboxRunner(Protocol):
+    """Runs checks of model-written code (rlhf_eval.sandbox.Sandbox)."""
+
+    def check_many(self, checks: list[FunctionCheck]) -> list[Outcome]: ...
+
+
+class ScoringServices(Protocol):
+    """Everything `score_batch` may use beyond the model's responses, handed in by the runner
+    (rlhf_eval.scoring_services.RunServices). A task never loads a model or a classifier, builds
+    a sandbox or reads the run folder itself: it asks these.
 
     The suite's baseline model is always evaluated first, so a task that compares a model with
     the baseline (a pairwise win rate) finds the baseline's samples already written.
     """
 
-    model: str
-    """The model being scored."""
-    baseline: str | None
-    """The suite's `role: baseline` model, if any."""
-    run_path: Path
-    read_samples: Callable[[str, str], list[dict[str, Any]]]
-    """read_samples(model, task_id): the samples a model has so far for a task entry."""
+    @property
+    def model(self) -> str:
+        """The model being scored."""
+        ...
+
+    @property
+    def baseline(self) -> str | None:
+        """The suite's `role: baseline` model, if any."""
+        ...
+
+    @property
+    def judges(self) -> JudgeClient:
+        """The suite's `judges:` models, by name."""
+        ...
+
+    def toxicity_scorer(self, spec: ScorerSpec) -> ToxicityScorer:
+        """The scorer `spec` describes, built once per run."""
+        ...
+
+    def sandbox(self, settings: SandboxSettings) -> SandboxRunner:
+        """A sandbox for model-written code with these limits and confinement."""
+        ...
+
+    def upstream_samples(self, model: str, entry: str) -> list[dict[str, Any]]:
+        """The samples `model` has so far for the task entry `entry` (the outputs a judged
+        task reads)."""
+        ...
 
 
 class Task:
@@ -123,10 +159,6 @@ class Task:
         self.options = options
         self.base_dir = base_dir
         """Relative data paths resolve against the suite file's folder."""
-        self.judges: JudgeClient | None = None
-        """Set by the runner: the suite's judge models, for tasks that score with one."""
-        self.context: RunContext | None = None
-        """Set by the runner before it scores each model."""
 
     def documents(self) -> list[Document]:
         raise NotImplementedError
@@ -137,10 +169,13 @@ class Task:
     def score(self, doc: Document, responses: list[Response]) -> Sample:
         raise NotImplementedError
 
-    def score_batch(self, docs: list[Document], responses: list[list[Response]]) -> list[Sample]:
-        """Score a chunk of documents at once. Tasks that ask a judge override this to send the
-        judge one batch; the runner then records an exception here as every sample's error.
-        The default scores each document alone (the runner isolates each one's errors)."""
+    def score_batch(
+        self, docs: list[Document], responses: list[list[Response]], services: ScoringServices
+    ) -> list[Sample]:
+        """Score a chunk of documents at once with what `services` offers. Tasks that ask a
+        judge, a scorer or the sandbox override this to send it one batch; the runner then
+        records an exception here as every sample's error. The default scores each document
+        alone with `score` (the runner isolates each one's errors) and uses no service."""
         return [self.score(d, r) for d, r in zip(docs, responses, strict=True)]
 
     def notes(self, samples: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
@@ -155,12 +190,6 @@ class Task:
         and contrasts against: the class's `metrics` unless they depend on the options
         (HumanEval's pass@k for each k, RealToxicityPrompts' k-sample metrics)."""
         return cls.metrics
-
-    def require_judges(self) -> JudgeClient:
-        """The run's judges; a task that scores with a judge calls this."""
-        if self.judges is None:
-            raise RuntimeError(f"task '{self.name}' scores with a judge but none was attached")
-        return self.judges
 
 
 def select_documents(docs: list[Document], options: TaskOptions, entry: str) -> list[Document]:

@@ -29,11 +29,10 @@ from rlhf_eval.records import (
     GenerationRequest,
     MetricSpec,
     PromptSource,
-    Reward,
     RewardRequest,
     Sample,
 )
-from rlhf_eval.tasks.base import Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import ScoringServices, Task, TaskOptions, register_task
 from rlhf_eval.tasks.instructions import (
     InstructionsOptions,
     item_text,
@@ -138,15 +137,18 @@ class BestOfN(Task):
             )
         ]
 
-    def score_batch(self, docs: list[Document], responses: list[list]) -> list[Sample]:
+    def score_batch(
+        self, docs: list[Document], responses: list[list], services: ScoringServices
+    ) -> list[Sample]:
         generations: list[Generation] = [r[0] for r in responses]
         asks = [
             RewardRequest((("user", item_text(doc.data)),), text.strip())
             for doc, generation in zip(docs, generations, strict=True)
             for text in generation.texts
         ]
-        proxy = _judge_rewards(self, self.options.proxy, asks)
-        gold = _judge_rewards(self, self.options.gold, asks)
+        # A judge's rewards go through the response cache like any judge request.
+        proxy = services.judges.reward(self.options.proxy, asks)
+        gold = services.judges.reward(self.options.gold, asks)
         n = self.options.n
         return [
             self._sample(
@@ -191,12 +193,6 @@ class BestOfN(Task):
             metrics=metrics,
             details=details,
         )
-
-
-def _judge_rewards(task: Task, judge: str, requests: list[RewardRequest]) -> list[Reward]:
-    """A judge's rewards, answered through the response cache like any judge request (the
-    judges' generic path serves every request kind)."""
-    return task.require_judges().reward(judge, requests)
 
 
 def _correlation(a: list[float], b: list[float]) -> float | None:

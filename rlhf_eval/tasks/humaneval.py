@@ -46,8 +46,8 @@ from rlhf_eval.records import (
     PromptSource,
     Sample,
 )
-from rlhf_eval.sandbox import FunctionCheck, Limits, Outcome, Sandbox, bwrap_problem
-from rlhf_eval.tasks.base import Task, TaskOptions, register_task
+from rlhf_eval.sandbox import FunctionCheck, Limits, Outcome, SandboxSettings, bwrap_problem
+from rlhf_eval.tasks.base import ScoringServices, Task, TaskOptions, register_task
 
 # lm-eval 0.4.13's humaneval.yaml `until`: a new top-level statement ends the function.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -160,11 +160,12 @@ class HumanEval(Task):
                     "file your user can, set `sandbox: unisolated-filesystem` on the humaneval "
                     "task."
                 )
-        self.sandbox = Sandbox(
+        self.sandbox_settings = SandboxSettings(
             Limits(timeout_s=options.timeout_s, memory_mb=options.memory_mb),
             max_workers=options.max_workers,
             confinement="bwrap" if options.sandbox == "bwrap" else "namespaces",
         )
+        """The sandbox the runner's services build for this entry's programs."""
 
     @classmethod
     def metrics_for(cls, options: HumanEvalOptions) -> tuple[MetricSpec, ...]:  # type: ignore[override]
@@ -203,10 +204,12 @@ class HumanEval(Task):
             )
         ]
 
-    def score(self, doc: Document, responses: list[Generation]) -> Sample:
-        return self.score_batch([doc], [responses])[0]
-
-    def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
+    def score_batch(
+        self,
+        docs: list[Document],
+        responses: list[list[Generation]],
+        services: ScoringServices,
+    ) -> list[Sample]:
         # Every program of the chunk goes to the sandbox at once, so the pool stays busy.
         completions = [list(r[0].texts) for r in responses]
         checks = [
@@ -214,7 +217,7 @@ class HumanEval(Task):
             for doc, texts in zip(docs, completions, strict=True)
             for text in texts
         ]
-        outcomes = iter(self.sandbox.check_many(checks))
+        outcomes = iter(services.sandbox(self.sandbox_settings).check_many(checks))
         return [
             self._sample(doc, texts, [next(outcomes) for _ in texts])
             for doc, texts in zip(docs, completions, strict=True)

@@ -11,7 +11,13 @@ from typing import Any
 from pydantic import PrivateAttr
 
 from rlhf_eval.records import Document
-from rlhf_eval.tasks.base import RunContext, Task, TaskOptions, registered_tasks, select_documents
+from rlhf_eval.tasks.base import (
+    ScoringServices,
+    Task,
+    TaskOptions,
+    registered_tasks,
+    select_documents,
+)
 
 JUDGEABLE = ("instructions",)
 """Tasks whose outputs a judged task can read (their samples carry instruction and input)."""
@@ -72,17 +78,9 @@ class JudgedTask(Task):
     def requests(self, doc: Document) -> list:
         return []
 
-    def score(self, doc: Document, responses: list) -> Any:
-        return self.score_batch([doc], [responses])[0]
-
-    def run_context(self) -> RunContext:
-        if self.context is None:
-            raise RuntimeError(f"task '{self.name}' reads the run's outputs but has no context")
-        return self.context
-
-    def outputs(self, model: str, docs: list[Document]) -> list[Output]:
-        """`model`'s outputs of the `of` entry for `docs` (read from the run directory)."""
-        samples = {s["doc_id"]: s for s in self.run_context().read_samples(model, self.options.of)}
+    def outputs(self, services: ScoringServices, model: str, docs: list[Document]) -> list[Output]:
+        """`model`'s outputs of the `of` entry for `docs` (the samples the runner hands over)."""
+        samples = {s["doc_id"]: s for s in services.upstream_samples(model, self.options.of)}
         out = []
         for doc in docs:
             sample = samples.get(doc.id)

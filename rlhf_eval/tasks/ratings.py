@@ -16,7 +16,7 @@ import math
 from rlhf_eval.judges.pairwise import VerdictBy
 from rlhf_eval.judges.rubrics import FLAGS, Question, flag_prompt, likert_prompt
 from rlhf_eval.records import Document, Generation, Loglikelihood, MetricSpec, Sample
-from rlhf_eval.tasks.base import register_task
+from rlhf_eval.tasks.base import ScoringServices, register_task
 from rlhf_eval.tasks.instructions import item_text
 from rlhf_eval.tasks.judged import JudgedOptions, JudgedTask
 
@@ -42,9 +42,11 @@ class Ratings(JudgedTask):
     breakdowns = ("category",)
     options: RatingsOptions
 
-    def score_batch(self, docs: list[Document], responses: list[list]) -> list[Sample]:
+    def score_batch(
+        self, docs: list[Document], responses: list[list], services: ScoringServices
+    ) -> list[Sample]:
         how = self.options.verdict_by
-        outputs = self.outputs(self.run_context().model, docs)
+        outputs = self.outputs(services, services.model, docs)
         questions: dict[int, list[Question]] = {}
         for i, (doc, output) in enumerate(zip(docs, outputs, strict=True)):
             if output.error is None:
@@ -57,7 +59,7 @@ class Ratings(JudgedTask):
                 asks.extend(batch)
         answers: list[Loglikelihood | Generation] = []
         if asks:
-            judges, name = self.require_judges(), self.options.judge
+            judges, name = services.judges, self.options.judge
             answers = (
                 judges.loglikelihood(name, asks)
                 if how == "loglikelihood"

@@ -50,9 +50,9 @@ from rlhf_eval.records import (
     PromptSource,
     Sample,
 )
-from rlhf_eval.scorers.building import build_scorer, check_scorer
+from rlhf_eval.scorers.checks import check_scorer
 from rlhf_eval.scorers.toxicity import ProfanityCheckSpec, ScorerSpec, checked_score
-from rlhf_eval.tasks.base import Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import ScoringServices, Task, TaskOptions, register_task
 from rlhf_eval.tasks.prefixes import PrefixName, with_prefix
 
 HUB_DATASET = ("allenai/real-toxicity-prompts", None, "train")
@@ -217,17 +217,20 @@ class RealToxicityPrompts(Task):
 
     # ---- scoring --------------------------------------------------------------------------
 
-    def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
-        """Score every continuation of the chunk in one scorer call; a continuation whose
-        scoring failed fails its prompt's sample (counted), the others proceed."""
+    def score_batch(
+        self,
+        docs: list[Document],
+        responses: list[list[Generation]],
+        services: ScoringServices,
+    ) -> list[Sample]:
+        """Score every continuation of the chunk in one call of the run's scorer; a
+        continuation whose scoring failed fails its prompt's sample (counted), the others
+        proceed."""
         per_doc = [continuations(r[0]) for r in responses]
         pending = [c for cs in per_doc for c in cs if c.source == "scorer"]
         identity = None
         if pending:
-            scorer = self.require_judges().shared(
-                "toxicity-scorer:" + self.options.scorer.model_dump_json(),
-                lambda: build_scorer(self.options.scorer, self.base_dir),
-            )
+            scorer = services.toxicity_scorer(self.options.scorer)
             identity = scorer.identity
             results = list(scorer.score([c.text for c in pending]))
             if len(results) != len(pending):

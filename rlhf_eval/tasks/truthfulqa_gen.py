@@ -53,7 +53,7 @@ from rlhf_eval.records import (
     PromptSource,
     Sample,
 )
-from rlhf_eval.tasks.base import Task, TaskOptions, register_task
+from rlhf_eval.tasks.base import JudgeClient, ScoringServices, Task, TaskOptions, register_task
 from rlhf_eval.tasks.generation import STOP
 from rlhf_eval.tasks.truthfulqa_mc import build_prompt
 
@@ -246,22 +246,29 @@ class TruthfulQAGen(Task):
             )
         ]
 
-    def score(self, doc: Document, responses: list[Generation]) -> Sample:
-        return self.score_batch([doc], [responses])[0]
-
-    def score_batch(self, docs: list[Document], responses: list[list[Generation]]) -> list[Sample]:
+    def score_batch(
+        self,
+        docs: list[Document],
+        responses: list[list[Generation]],
+        services: ScoringServices,
+    ) -> list[Sample]:
         generations = [r[0] for r in responses]
         answers = [g.texts[0].strip() for g in generations]
         precomputed = [dict(g.scores[0]) if g.scores else {} for g in generations]
-        truth = self._judge_scores("truth", docs, answers, precomputed)
-        info = self._judge_scores("info", docs, answers, precomputed)
+        truth = self._judge_scores("truth", docs, answers, precomputed, services.judges)
+        info = self._judge_scores("info", docs, answers, precomputed, services.judges)
         return [
             self._sample(doc, answer, t, i)
             for doc, answer, t, i in zip(docs, answers, truth, info, strict=True)
         ]
 
     def _judge_scores(
-        self, kind: JudgeKind, docs: list[Document], answers: list[str], precomputed: list[dict]
+        self,
+        kind: JudgeKind,
+        docs: list[Document],
+        answers: list[str],
+        precomputed: list[dict],
+        judges: JudgeClient,
     ) -> list[JudgeScore]:
         key = PRECOMPUTED_KEYS[kind]
         judge = self.options.truth_judge if kind == "truth" else self.options.info_judge
@@ -269,9 +276,7 @@ class TruthfulQAGen(Task):
         needed = [i for i, s in enumerate(scores) if s is None]
         if needed and judge:
             asks = [judge_request(docs[i].data["question"], answers[i], kind) for i in needed]
-            for i, response in zip(
-                needed, self.require_judges().loglikelihood(judge, asks), strict=True
-            ):
+            for i, response in zip(needed, judges.loglikelihood(judge, asks), strict=True):
                 scores[i] = JudgeScore(
                     yes_probability(response), f"judge:{judge}", response.n_tokens
                 )

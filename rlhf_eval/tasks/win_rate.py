@@ -37,7 +37,7 @@ from rlhf_eval.judges.reward_model import (
 )
 from rlhf_eval.metrics.preference import combine_orders, outcome
 from rlhf_eval.records import Document, Generation, Loglikelihood, MetricSpec, Sample
-from rlhf_eval.tasks.base import register_task
+from rlhf_eval.tasks.base import JudgeClient, ScoringServices, register_task
 from rlhf_eval.tasks.instructions import item_text
 from rlhf_eval.tasks.judged import JudgedOptions, JudgedTask, Output
 
@@ -100,9 +100,10 @@ class WinRate(JudgedTask):
     breakdowns = ("category",)
     options: WinRateOptions
 
-    def score_batch(self, docs: list[Document], responses: list[list]) -> list[Sample]:
-        context = self.run_context()
-        model, baseline = context.model, context.baseline
+    def score_batch(
+        self, docs: list[Document], responses: list[list], services: ScoringServices
+    ) -> list[Sample]:
+        model, baseline = services.model, services.baseline
         if baseline is None:
             raise ValueError(
                 "the suite has no `role: baseline` model to compare with. Fix: give one "
@@ -110,29 +111,36 @@ class WinRate(JudgedTask):
             )
         if model == baseline:
             # The baseline against itself is no measurement: outside the population, no error.
-            return [self._sample(doc, None, None, {"is_baseline": True}) for doc in docs]
-        ours, theirs = self.outputs(model, docs), self.outputs(baseline, docs)
+            return [self._sample(doc, None, None, {"is_baseline": True}, baseline) for doc in docs]
+        ours, theirs = self.outputs(services, model, docs), self.outputs(services, baseline, docs)
         ready = [i for i in range(len(docs)) if ours[i].error is None and theirs[i].error is None]
         if self.options.judge_kind == "reward_model":
-            judged = self._reward_model([docs[i] for i in ready], ours, theirs, ready)
+            judged = self._reward_model(
+                services.judges, [docs[i] for i in ready], ours, theirs, ready
+            )
         else:
-            judged = self._llm([docs[i] for i in ready], ours, theirs, ready)
+            judged = self._llm(services.judges, [docs[i] for i in ready], ours, theirs, ready)
         samples = []
         for i, doc in enumerate(docs):
             if i not in judged:
                 error = ours[i].error or theirs[i].error
-                samples.append(self._sample(doc, ours[i], theirs[i], {}, error=error))
+                samples.append(self._sample(doc, ours[i], theirs[i], {}, baseline, error=error))
                 continue
             score, details, error = judged[i]
-            samples.append(self._sample(doc, ours[i], theirs[i], details, score, error))
+            samples.append(self._sample(doc, ours[i], theirs[i], details, baseline, score, error))
         return samples
 
     # ---- judges ---------------------------------------------------------------------------------
 
     def _reward_model(
-        self, docs: list[Document], ours: list[Output], theirs: list[Output], index: list[int]
+        self,
+        judges: JudgeClient,
+        docs: list[Document],
+        ours: list[Output],
+        theirs: list[Output],
+        index: list[int],
     ) -> dict[int, tuple[float | None, dict, str | None]]:
-        scorer = self.require_judges().reward_model(self.options.judge)
+        scorer = judges.reward_model(self.options.judge)
         template = self.options.reward_template
         pairs = [
             scorer.render(d.data["prompt"], d.data["input"], output.text or "", template)
@@ -149,7 +157,12 @@ class WinRate(JudgedTask):
         return out
 
     def _llm(
-        self, docs: list[Document], ours: list[Output], theirs: list[Output], index: list[int]
+        self,
+        judges: JudgeClient,
+        docs: list[Document],
+        ours: list[Output],
+        theirs: list[Output],
+        index: list[int],
     ) -> dict[int, tuple[float | None, dict, str | None]]:
         how = self.options.verdict_by
         asks, spans = [], []
@@ -159,7 +172,6 @@ class WinRate(JudgedTask):
                 batch = requests_for(judge_prompt(request, first, second, how), how)
                 spans.append((len(asks), len(asks) + len(batch)))
                 asks.extend(batch)
-        judges = self.require_judges()
         if how == "loglikelihood":
             answers: list[Loglikelihood | Generation] = judges.loglikelihood(
                 self.options.judge, asks
@@ -186,6 +198,7 @@ class WinRate(JudgedTask):
         ours: Output | None,
         theirs: Output | None,
         details: dict,
+        baseline: str,
         score: float | None = None,
         error: str | None = None,
     ) -> Sample:
@@ -195,7 +208,7 @@ class WinRate(JudgedTask):
             "closed_domain": data["closed_domain"],
             "judge": self.options.judge,
             "judge_kind": self.options.judge_kind,
-            "baseline": self.run_context().baseline,
+            "baseline": baseline,
             **details,
         }
         if theirs is not None:

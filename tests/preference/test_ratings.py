@@ -13,9 +13,9 @@ import pytest
 from rlhf_eval.estimation import count_failed
 from rlhf_eval.judges.rubrics import FLAG_NAMES, FLAGS, parse_flag, parse_likert
 from rlhf_eval.records import Generation, Loglikelihood
-from rlhf_eval.tasks.base import RunContext
 from rlhf_eval.tasks.instructions import InstructionsOptions
 from rlhf_eval.tasks.ratings import Ratings, RatingsOptions
+from tests.services import StubServices
 
 ISSUE_FLAGS = [
     "fails to follow the correct instruction/task",
@@ -105,7 +105,8 @@ class Rater:
         ]
 
 
-def ratings_task(tmp_path, rater, **options) -> Ratings:
+def ratings_task(tmp_path, rater, **options) -> tuple[Ratings, StubServices]:
+    """The task, and the services that hand it the policy's OUTPUTS and the `rater` judge."""
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     opts = RatingsOptions(of="outputs", judge="rater", **options)
@@ -115,16 +116,14 @@ def ratings_task(tmp_path, rater, **options) -> Ratings:
         {"doc_id": p["id"], "prediction": o, "details": {}}
         for p, o in zip(PROMPTS, OUTPUTS, strict=True)
     ]
-    task.context = RunContext("policy", "sft", tmp_path, lambda model, task_id: samples)
-    task.judges = rater
-    return task
+    return task, StubServices(rater, baseline="sft", samples={("policy", "outputs"): samples})
 
 
 @pytest.mark.parametrize("verdict_by", ["generate", "loglikelihood"])
 def test_likert_and_flags(tmp_path, verdict_by):
-    task = ratings_task(tmp_path, Rater(), verdict_by=verdict_by)
+    task, services = ratings_task(tmp_path, Rater(), verdict_by=verdict_by)
     docs = task.documents()
-    open_sample, closed_sample = task.score_batch(docs, [[], []])
+    open_sample, closed_sample = task.score_batch(docs, [[], []], services)
     assert (open_sample.metrics["likert"], closed_sample.metrics["likert"]) == (6.0, 2.0)
     # Hallucination is asked on the closed-domain prompt only; elsewhere it is outside.
     assert open_sample.metrics["hallucination"] is None
@@ -138,8 +137,9 @@ def test_likert_and_flags(tmp_path, verdict_by):
 
 
 def test_an_unreadable_answer_fails_that_metric_only(tmp_path):
-    task = ratings_task(tmp_path, Rater(garble=("likert", "harmful_advice")), verdict_by="generate")
-    samples = task.score_batch(task.documents(), [[], []])
+    garbled = Rater(garble=("likert", "harmful_advice"))
+    task, services = ratings_task(tmp_path, garbled, verdict_by="generate")
+    samples = task.score_batch(task.documents(), [[], []], services)
     for sample in samples:
         assert math.isnan(sample.metrics["likert"]) and math.isnan(sample.metrics["harmful_advice"])
         assert sample.metrics["expresses_opinion"] == 1.0

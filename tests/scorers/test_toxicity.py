@@ -6,7 +6,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from rlhf_eval.errors import ModelLoadError
-from rlhf_eval.scorers.building import check_scorer
+from rlhf_eval.scorers.checks import check_scorer
 from rlhf_eval.scorers.toxicity import (
     ClassifierSpec,
     DetoxifySpec,

@@ -15,6 +15,7 @@ from rlhf_eval.runner import run_suite
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.alpaca_eval import AlpacaEval, AlpacaEvalOptions
 from tests.conftest import write_suite
+from tests.services import StubServices
 from tests.tasks.helpers import FIXTURES
 
 RESPONSE = re.compile(r"<<<response ([AB]) \w+>>>\n(.*?)\n<<<end of response \1", re.DOTALL)
@@ -70,10 +71,10 @@ def test_documents_and_requests():
 
 def test_both_orders_against_the_reference_by_hand():
     task = make()
-    task.judges = judges = FakeJudges("longer")
+    judges = FakeJudges("longer")
     docs = task.documents()
     long = "Bananas are yellow, and so are lemons, but the banana is the classic answer here."
-    samples = task.score_batch(docs[:2], [answer(long), answer("Bat")])
+    samples = task.score_batch(docs[:2], [answer(long), answer("Bat")], StubServices(judges))
     # Longer than the reference in both orders: a win; shorter ("Bat" vs "Hat.") a loss.
     assert samples[0].metrics == {"win_rate": 1.0, "win": 1.0, "loss": 0.0, "tie": 0.0,
                                   "consistent": 1.0, "output_tokens": 15.0,
@@ -91,8 +92,8 @@ def test_both_orders_against_the_reference_by_hand():
 
 def test_a_position_biased_judge_gives_ties():
     task = make()
-    task.judges = FakeJudges("first")
-    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")])[0]
+    judges = StubServices(FakeJudges("first"))
+    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")], judges)[0]
     assert sample.metrics == {"win_rate": 0.5, "win": 0.0, "loss": 0.0, "tie": 1.0,
                               "consistent": 0.0, "output_tokens": 1.0,
                               "distinct_words": 1.0}  # fmt: skip
@@ -100,12 +101,12 @@ def test_a_position_biased_judge_gives_ties():
 
 def test_an_unreadable_verdict_is_a_failure_not_a_loss():
     task = make(verdict_by="generate")
-    task.judges = FakeJudges(said="I think the first one.")
-    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")])[0]
+    unreadable = StubServices(FakeJudges(said="I think the first one."))
+    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")], unreadable)[0]
     assert sample.error is not None and "unreadable" in sample.error
     assert set(sample.metrics.values()) == {None}
-    task.judges = FakeJudges(said="B")
-    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")])[0]
+    says_b = StubServices(FakeJudges(said="B"))
+    sample = task.score_batch(task.documents()[:1], [answer("Lemon.")], says_b)[0]
     assert sample.error is None and sample.metrics["win_rate"] == 0.5  # B then B: a tie
 
 

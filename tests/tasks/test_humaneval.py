@@ -15,12 +15,13 @@ from rlhf_eval.cli import main as cli_main
 from rlhf_eval.errors import DataError, SuiteError
 from rlhf_eval.records import Generation
 from rlhf_eval.runner import run_suite
-from rlhf_eval.sandbox import FunctionCheck, Sandbox
+from rlhf_eval.sandbox import FunctionCheck
 from rlhf_eval.store import RunDir
 from rlhf_eval.suite import load_suite
 from rlhf_eval.tasks.humaneval import STOP, HumanEval, HumanEvalOptions, build_check
 from tests.conftest import write_suite
 from tests.sandbox_helpers import need_bwrap
+from tests.services import StubServices
 from tests.tasks.helpers import FIXTURES, make_task
 
 WRONG = "    return None\n"
@@ -91,6 +92,7 @@ def test_pass_at_k_from_outcomes():
             completions(right, WRONG, "    while True:\n        pass\n"),
             completions(WRONG, WRONG, WRONG),
         ],
+        StubServices(),
     )
     first, second = samples
     assert first.error is None and second.error is None
@@ -107,7 +109,9 @@ def test_pass_at_k_from_outcomes():
 @need_bwrap
 def test_hostile_completion_is_a_counted_outcome(tmp_path):
     task = make_task("humaneval", "humaneval.jsonl", limit=1, timeout_s=1.0)
-    (sample,) = task.score_batch(task.documents(), [completions("    while True:\n        pass\n")])
+    (sample,) = task.score_batch(
+        task.documents(), [completions("    while True:\n        pass\n")], StubServices()
+    )
     assert sample.error is None
     assert sample.metrics == {"pass@1": 0.0}
     assert sample.details["counts"]["timed_out"] == 1
@@ -116,9 +120,9 @@ def test_hostile_completion_is_a_counted_outcome(tmp_path):
 @need_bwrap
 def test_a_sandbox_that_cannot_run_is_a_sample_error(tmp_path):
     task = make_task("humaneval", "humaneval.jsonl", limit=1)
-    task.sandbox = Sandbox(python=str(tmp_path / "no-python"))
     doc = task.documents()[0]
-    sample = task.score(doc, completions(doc.data["canonical_solution"]))
+    services = StubServices(python=str(tmp_path / "no-python"))
+    (sample,) = task.score_batch([doc], [completions(doc.data["canonical_solution"])], services)
     assert sample.metrics == {"pass@1": None}
     assert sample.error.startswith("1 of 1 programs could not run: sandbox: cannot start")
 
@@ -167,7 +171,9 @@ def test_the_unisolated_filesystem_opt_in_runs_and_says_so(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap: the opt-in does not need it
     task = make_task("humaneval", "humaneval.jsonl", limit=1, sandbox="unisolated-filesystem")
     (doc,) = task.documents()
-    sample = task.score(doc, completions(doc.data["canonical_solution"], WRONG))
+    (sample,) = task.score_batch(
+        [doc], [completions(doc.data["canonical_solution"], WRONG)], StubServices()
+    )
     assert sample.details["counts"]["passed"] == 1 and sample.details["counts"]["failed"] == 1
     assert "bwrap-minimal-root" not in sample.details["isolation"]
     assert {"rlimits", "verdict-process"} <= set(sample.details["isolation"])
@@ -177,7 +183,9 @@ def test_the_unisolated_filesystem_opt_in_runs_and_says_so(tmp_path, monkeypatch
 def test_the_default_sandbox_is_bubblewrap():
     task = make_task("humaneval", "humaneval.jsonl", limit=1)
     (doc,) = task.documents()
-    sample = task.score(doc, completions(doc.data["canonical_solution"]))
+    (sample,) = task.score_batch(
+        [doc], [completions(doc.data["canonical_solution"])], StubServices()
+    )
     assert sample.metrics == {"pass@1": 1.0}
     assert {"bwrap-minimal-root", "netns", "pidns", "rlimits", "verdict-process"} <= set(
         sample.details["isolation"]
@@ -195,11 +203,14 @@ def test_package_has_164_problems_and_canonical_solutions_pass():
     docs = task.documents()
     assert len(docs) == 164 and docs[0].id == "HumanEval/0"
     chosen = docs[:4]
-    right = task.score_batch(chosen, [completions(d.data["canonical_solution"]) for d in chosen])
+    solutions = [completions(d.data["canonical_solution"]) for d in chosen]
+    right = task.score_batch(chosen, solutions, StubServices())
     assert [s.metrics["pass@1"] for s in right] == [1.0] * 4
     # Problem 1's solution under problem 0's tests, and a body that returns None: both fail.
     wrong = task.score_batch(
-        chosen[:2], [completions(chosen[1].data["canonical_solution"]), completions(WRONG)]
+        chosen[:2],
+        [completions(chosen[1].data["canonical_solution"]), completions(WRONG)],
+        StubServices(),
     )
     assert [s.metrics["pass@1"] for s in wrong] == [0.0, 0.0]
 
@@ -212,7 +223,8 @@ def test_every_canonical_solution_passes():
     task = package_task(max_workers=2)
     docs = task.documents()
     started = time.monotonic()
-    samples = task.score_batch(docs, [completions(d.data["canonical_solution"]) for d in docs])
+    solutions = [completions(d.data["canonical_solution"]) for d in docs]
+    samples = task.score_batch(docs, solutions, StubServices())
     print(f"164 canonical solutions in {time.monotonic() - started:.1f} s")
     failed = {s.doc_id: s.details["outcomes"] for s in samples if s.metrics["pass@1"] != 1.0}
     assert failed == {}

@@ -16,6 +16,7 @@ import rlhf_eval
 from rlhf_eval.records import Generation
 from rlhf_eval.tasks.humaneval import HumanEval, HumanEvalOptions
 from tests.sandbox_helpers import need_bwrap
+from tests.services import StubServices
 
 pytestmark = need_bwrap
 
@@ -39,7 +40,9 @@ def task_for(tmp_path: Path) -> HumanEval:
 def score(task: HumanEval, texts: list[str]) -> list:
     doc = task.documents()[0]
     return task.score_batch(
-        [doc] * len(texts), [[Generation(texts=(t,), n_tokens=(1,))] for t in texts]
+        [doc] * len(texts),
+        [[Generation(texts=(t,), n_tokens=(1,))] for t in texts],
+        StubServices(),
     )
 
 

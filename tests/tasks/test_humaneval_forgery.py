@@ -16,6 +16,7 @@ import pytest
 from rlhf_eval.records import Generation
 from rlhf_eval.tasks.humaneval import HumanEval, HumanEvalOptions
 from tests.sandbox_helpers import need_bwrap
+from tests.services import StubServices
 
 pytestmark = need_bwrap
 
@@ -354,7 +355,9 @@ def task_for(tmp_path: Path, *problems: dict, timeout_s: float = 10.0) -> HumanE
 def score(task: HumanEval, texts: list[str]) -> list:
     doc = task.documents()[0]
     return task.score_batch(
-        [doc] * len(texts), [[Generation(texts=(t,), n_tokens=(1,))] for t in texts]
+        [doc] * len(texts),
+        [[Generation(texts=(t,), n_tokens=(1,))] for t in texts],
+        StubServices(),
     )
 
 

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_eval import scoring_services
 from rlhf_eval.errors import DataError
 from rlhf_eval.records import Generation, PromptSource
 from rlhf_eval.runner import run_suite
 from rlhf_eval.scorers.toxicity import ProfanityCheckScorer
 from rlhf_eval.suite import load_suite
-from rlhf_eval.tasks import realtoxicity
 from rlhf_eval.tasks.base import registered_tasks
 from rlhf_eval.tasks.realtoxicity import stratified_sample, toxicity_bin
 from tests.conftest import write_suite
+from tests.services import StubServices
 
 pytest.importorskip("profanity_check", reason="alt-profanity-check is not installed")
 
@@ -48,18 +49,6 @@ def make(folder: Path, **options):
     return cls(cls.Options(**options), folder)
 
 
-class FakeJudges:
-    """What score_batch needs of the run's judges: build a scorer once, share it."""
-
-    def __init__(self):
-        self.built: dict[str, object] = {}
-
-    def shared(self, key, build):
-        if key not in self.built:
-            self.built[key] = build()
-        return self.built[key]
-
-
 class ListScorer:
     """Scores by a table; raises (per text) on texts it has no score for."""
 
@@ -77,12 +66,9 @@ class ListScorer:
         ]
 
 
-def attach(task, scorer) -> FakeJudges:
-    judges = FakeJudges()
-    key = "toxicity-scorer:" + task.options.scorer.model_dump_json()
-    judges.built[key] = scorer
-    task.judges = judges
-    return judges
+def with_scorer(scorer) -> StubServices:
+    """Services whose toxicity scorer is `scorer`."""
+    return StubServices(scorer=scorer)
 
 
 def gen(*texts: str, scores=None) -> list[Generation]:
@@ -221,8 +207,9 @@ def test_one_failing_text_fails_its_sample_only_and_is_never_zero(tmp_path):
     task = make(tmp_path)
     docs = task.documents()[:3]
     scorer = ListScorer({"calm words": 0.1, "angry words": 0.7})
-    attach(task, scorer)
-    samples = task.score_batch(docs, [gen(" calm words\n"), gen(" unscorable"), gen("angry words")])
+    samples = task.score_batch(
+        docs, [gen(" calm words\n"), gen(" unscorable"), gen("angry words")], with_scorer(scorer)
+    )
     assert scorer.calls == [["calm words", "unscorable", "angry words"]]  # one call per chunk
     ok, failed, toxic = samples
     assert ok.metrics == {"toxicity": 0.1, "toxic_fraction": 0.0} and ok.error is None
@@ -243,8 +230,8 @@ def test_one_failing_text_fails_its_sample_only_and_is_never_zero(tmp_path):
 def test_k_samples_give_expected_max_and_probability(tmp_path):
     task = make(tmp_path, samples=3)
     docs = task.documents()[:2]
-    attach(task, ListScorer({"a": 0.2, "b": 0.6, "c": 0.1, "d": 0.3}))
-    first, second = task.score_batch(docs, [gen("a", "b", "c"), gen("c", "d", "a")])
+    services = with_scorer(ListScorer({"a": 0.2, "b": 0.6, "c": 0.1, "d": 0.3}))
+    first, second = task.score_batch(docs, [gen("a", "b", "c"), gen("c", "d", "a")], services)
     assert first.metrics == pytest.approx(
         {
             "toxicity": 0.3,
@@ -263,7 +250,7 @@ def test_k_samples_give_expected_max_and_probability(tmp_path):
     )
     assert first.prediction == ["a", "b", "c"]
     # One of k failing fails the prompt: its maximum is unknown.
-    (broken,) = task.score_batch(docs[:1], [gen("a", "zzz", "b")])
+    (broken,) = task.score_batch(docs[:1], [gen("a", "zzz", "b")], services)
     assert broken.error and "continuation 2" in broken.error
     assert set(broken.metrics.values()) == {None}
 
@@ -272,21 +259,24 @@ def test_precomputed_and_empty_continuations_skip_the_scorer(tmp_path):
     task = make(tmp_path)
     docs = task.documents()[:2]
     scorer = ListScorer({})
-    attach(task, scorer)
+    services = with_scorer(scorer)
     given, empty = task.score_batch(
-        docs, [gen("made elsewhere", scores=({"toxicity": 0.8},)), gen("\n")]
+        docs, [gen("made elsewhere", scores=({"toxicity": 0.8},)), gen("\n")], services
     )
     assert scorer.calls == []
     assert given.metrics == {"toxicity": 0.8, "toxic_fraction": 1.0}
     assert given.details["continuations"][0]["source"] == "precomputed"
     assert given.details["scorer"] == "precomputed"
-    (out_of_range,) = task.score_batch(docs[:1], [gen("odd", scores=({"toxicity": 7.0},))])
+    (out_of_range,) = task.score_batch(
+        docs[:1], [gen("odd", scores=({"toxicity": 7.0},))], services
+    )
     assert out_of_range.error and "outside [0, 1]" in out_of_range.error
     assert empty.metrics == {"toxicity": 0.0, "toxic_fraction": 0.0}
     assert empty.details["empty_continuations"] == 1
     # Nothing to score: no scorer is built.
-    task.judges = None
-    assert task.score_batch(docs[:1], [gen("")])[0].metrics["toxicity"] == 0.0
+    untouched = StubServices()
+    assert task.score_batch(docs[:1], [gen("")], untouched)[0].metrics["toxicity"] == 0.0
+    assert untouched.scorers_built == 0
 
 
 # ---- end to end -------------------------------------------------------------------------------
@@ -396,7 +386,7 @@ class FailsSecondText:
 
 
 def test_a_scorer_raising_on_one_text_is_one_counted_failure(tmp_path, tiny_model_dir, monkeypatch):
-    monkeypatch.setattr(realtoxicity, "build_scorer", lambda spec, base_dir: FailsSecondText())
+    monkeypatch.setattr(scoring_services, "build_scorer", lambda spec, base_dir: FailsSecondText())
     # Long enough continuations that none is empty (empty ones skip the scorer).
     records = [{"prompt": p} for p in PROMPTS]
     data = write_prompts(tmp_path, records)
