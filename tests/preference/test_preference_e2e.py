@@ -96,12 +96,22 @@ def test_unreadable_judge_answers_are_counted_failures_not_losses(finished_run):
 
 
 def test_reward_model_samples_record_both_rewards(finished_run):
+    """Each sample is the policy's output against the baseline's on the same prompt (as the
+    outputs entry wrote them), with the two rewards in that order."""
+    ours = {s["doc_id"]: s["prediction"] for s in finished_run.read_samples("policy", "outputs")}
+    theirs = {s["doc_id"]: s["prediction"] for s in finished_run.read_samples("sft", "outputs")}
+    assert ours != theirs, "the test needs two models that answer differently"
+    for task in ("win_rm", "win_llm"):
+        for sample in finished_run.read_samples("policy", task):
+            d = sample["details"]
+            assert d["baseline"] == "sft"
+            assert sample["prediction"] == ours[sample["doc_id"]]
+            assert d["baseline_output"] == theirs[sample["doc_id"]]
     for sample in finished_run.read_samples("policy", "win_rm"):
         d = sample["details"]
         assert d["preference"] == pytest.approx(
             1 / (1 + 2.718281828459045 ** -(d["reward"] - d["baseline_reward"]))
         )
-        assert d["baseline_output"] is not None and sample["prediction"] is not None
 
 
 def test_a_judged_entry_must_come_after_the_outputs_it_judges(tmp_path, tiny_model_dir):
