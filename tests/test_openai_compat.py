@@ -304,14 +304,15 @@ class _FakeServer(http.server.BaseHTTPRequestHandler):
     is; a vLLM one answers GET /version. Every completion body is kept."""
 
     owned_by: str | None = None
+    version: str | None = "9.8.7"
     bodies: list[dict] = []
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         if self.path == "/v1/models":
             entry = {"id": "m", **({"owned_by": self.owned_by} if self.owned_by else {})}
             self._answer(200, {"data": [entry]})
-        elif self.path == "/version" and self.owned_by == "vllm":
-            self._answer(200, {"version": "9.8.7"})
+        elif self.path == "/version" and self.owned_by == "vllm" and self.version:
+            self._answer(200, {"version": self.version})
         else:
             self._answer(404, {"error": "not found"})
 
@@ -370,3 +371,17 @@ def test_a_vllm_server_is_asked_for_the_prompt_alone_and_named_with_its_version(
     echoes = [body for body in _FakeServer.bodies if body.get("echo")]
     assert len(echoes) == 2  # the alignment probe, then the request
     assert {body["max_tokens"] for body in echoes} == {echo_tokens}
+
+
+def test_a_vllm_server_without_a_version_endpoint_is_named_unknown():
+    _FakeServer.owned_by, _FakeServer.version, _FakeServer.bodies = "vllm", None, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        backend = OpenAICompatBackend("fake", url, "m", max_retries=0)
+    finally:
+        httpd.shutdown()
+        _FakeServer.version = "9.8.7"
+    assert backend.engine == {"name": "vllm", "version": "unknown"}
+    assert backend.identity == f"openai:{url}:m:vllm-unknown"

@@ -137,18 +137,10 @@ class OpenAICompatBackend:
         return identity
 
     def _server_version(self) -> str:
-        """vLLM's GET /version, asked once; "unknown" where the server does not answer it."""
-        request = urllib.request.Request(self.base_url + "/version", headers=self._headers)
+        """vLLM's GET /version; "unknown" where the server does not answer it."""
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                version = json.loads(response.read()).get("version")
-        except (
-            urllib.error.URLError,
-            http.client.HTTPException,
-            OSError,
-            ValueError,
-            AttributeError,
-        ):
+            version = self._request("GET", "/version", None).get("version")
+        except (ModelLoadError, AttributeError):
             return "unknown"
         return str(version) if version else "unknown"
 
