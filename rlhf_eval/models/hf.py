@@ -7,6 +7,7 @@ import inspect
 import logging
 from collections.abc import Iterator, Sequence
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from rlhf_eval.models import prompting
 from rlhf_eval.models.base import OnBatch, cut_at_stop
 from rlhf_eval.models.identity import weights_fingerprint
 from rlhf_eval.models.packing import Pack, ScoringRow, build_packs, pack_batch
-from rlhf_eval.models.spec import HFSpec
+from rlhf_eval.models.spec import HFSpec, RewardModelSpec
 from rlhf_eval.records import Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,19 @@ DTYPES = {
 MIN_SHARED_PREFIX = 16
 # Longest packed sequence (a context and the continuations that share it).
 MAX_PACK_TOKENS = 1024
+
+
+def loading_options(spec: HFSpec | RewardModelSpec) -> dict[str, Any]:
+    """How a suite entry asks transformers to load its weights: the keyword arguments HFBackend
+    takes from a `backend: hf` entry, and an LLM reward model's from its own entry."""
+    return {
+        "dtype": spec.dtype,
+        "device": spec.device,
+        "batch_size": spec.batch_size,
+        "max_length": spec.max_length,
+        "revision": spec.revision,
+        "trust_remote_code": spec.trust_remote_code,
+    }
 
 
 class HFBackend:
@@ -100,17 +114,7 @@ class HFBackend:
     def from_spec(cls, spec: HFSpec, source: str) -> HFBackend:
         """The backend of a `backend: hf` entry whose weights are at `source` (a folder, hub id or
         converted alias)."""
-        return cls(
-            spec.name,
-            source,
-            dtype=spec.dtype,
-            device=spec.device,
-            batch_size=spec.batch_size,
-            max_length=spec.max_length,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
-            chat_template=spec.chat_template,
-        )
+        return cls(spec.name, source, chat_template=spec.chat_template, **loading_options(spec))
 
     @property
     def identity(self) -> str:

@@ -25,7 +25,7 @@ from rlhf_eval.errors import ModelLoadError
 from rlhf_eval.judges.pairwise import judge_prompt
 from rlhf_eval.judges.pointwise import ANSWERS, pointwise_prompt
 from rlhf_eval.models.base import OnBatch
-from rlhf_eval.models.hf import HFBackend
+from rlhf_eval.models.hf import HFBackend, loading_options
 from rlhf_eval.models.reward_model import RewardModel
 from rlhf_eval.models.spec import RewardModelSpec
 from rlhf_eval.records import (
@@ -200,16 +200,7 @@ class LLMRewardBackend(_ScoresOnly):
     def from_spec(cls, spec: RewardModelSpec, source: str) -> LLMRewardBackend:
         """The backend of a `backend: reward_model` entry with `reward_scorer: llm` whose
         weights are at `source`."""
-        return cls(
-            spec.name,
-            source,
-            dtype=spec.dtype,
-            device=spec.device,
-            batch_size=spec.batch_size,
-            max_length=spec.max_length,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
-        )
+        return cls(spec.name, source, **loading_options(spec))
 
     @property
     def identity(self) -> str:
