@@ -78,7 +78,7 @@ class _ChunkWriter:
         self.responses: list = [None] * len(self.owner)
         self.waiting = [len(rs) for rs in self.requests]
         self.written = [False] * len(docs)
-        self.one_at_a_time = type(task).score_batch is Task.score_batch
+        self.one_at_a_time = _scores_one_at_a_time(task)
 
     def answered(self, positions: list[int], responses: list, computed: bool) -> None:
         """Record answers (`computed` now, or from the cache); write the documents they
@@ -123,12 +123,18 @@ class _ChunkWriter:
         self.advance(len(indices))
 
 
+def _scores_one_at_a_time(task: Task) -> bool:
+    """Whether the task scores each document alone (it keeps Task's score_batch); a task that
+    overrides score_batch scores a chunk at once (a judge, a scorer, the sandbox)."""
+    return type(task).score_batch is Task.score_batch
+
+
 def _score_chunk(
     task: Task, docs: list[Document], answered: list[list], services: ScoringServices
 ) -> list[Sample]:
     """Samples for a chunk: one document at a time unless the task scores in batches (a judge),
     where an exception fails the chunk's samples, each recorded as a failure."""
-    if type(task).score_batch is Task.score_batch:
+    if _scores_one_at_a_time(task):
         return [_score(task, doc, responses) for doc, responses in zip(docs, answered, strict=True)]
     try:
         samples = task.score_batch(docs, answered, services)
